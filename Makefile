@@ -1,0 +1,35 @@
+# One entry point for set-up, the lessons and the tests.
+#   make lessons   generate the phantom data and execute every lesson (quick profile, CPU)
+#   make test      run the whole test suite
+# Both create the virtual environment in .venv first when it is missing or out of date.
+
+PYTHON  ?= python3
+VENV    ?= .venv
+# torch is pinned here (not in pyproject.toml) so that the CPU build is installed
+# explicitly; on a GPU machine set TORCH_SPEC to the build you want, or leave torch as it is.
+TORCH_SPEC ?= torch==2.13.0
+PROFILE ?= quick
+OUT     ?= results
+
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install lessons test clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+lessons: $(STAMP)
+	$(BIN)/pkd-lessons lessons --profile $(PROFILE) --out $(OUT)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache

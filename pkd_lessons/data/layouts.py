@@ -1,0 +1,209 @@
+"""Find the cases of a data folder in any of the supported layouts.
+
+=============  ===============================================================  ==============
+layout         files                                                            labels
+=============  ===============================================================  ==============
+``brats``      ``CASE/CASE_{flair,t1,t1ce,t2,seg}.nii.gz`` (BraTS 2017-2021;     1, 2, 4
+               2018's ``HGG/`` and ``LGG/`` sub-folders are fine)
+``brats2023``  ``CASE/CASE-{t2f,t1n,t1c,t2w,seg}.nii.gz``                        1, 2, 3
+``msd``        ``imagesTr/BRATS_001.nii.gz`` (4-D: FLAIR, T1w, T1gd, T2w) and     1 oedema,
+               ``labelsTr/BRATS_001.nii.gz`` (Decathlon Task01)                  2 non-enh., 3
+``myops``      ``*/myops_training_101_{C0,DE,T2}.nii.gz`` and                    MyoPS values
+               ``*/myops_training_101_gd.nii.gz`` (MyoPS 2020)
+=============  ===============================================================  ==============
+
+The phantoms add a clean truth beside the rater's label (``CASE_seg_clean.nii.gz``,
+``..._gd_clean.nii.gz``); it is used for scoring when present.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pkd_lessons.errors import DataError
+from pkd_lessons.labels import BRATS, BRATS2023, MSD, MYOPS, LabelConvention
+
+BRAIN_MODALITIES: tuple[str, ...] = ("flair", "t1", "t1ce", "t2")
+HEART_MODALITIES: tuple[str, ...] = ("bssfp", "lge", "t2")
+MAX_DEPTH = 4  # how deep below the given folder cases are looked for
+_NII = re.compile(r"\.nii(\.gz)?$")
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """Where one modality of a case is stored: a file, and a channel for 4-D files."""
+
+    path: Path
+    channel: int | None = None
+
+
+@dataclass(frozen=True)
+class Case:
+    """One case of a data set, as files on disk (nothing is read yet).
+
+    Attributes:
+        case_id: the data set's identifier of the case.
+        layout: ``brats``, ``brats2023``, ``msd`` or ``myops``.
+        images: modality -> :class:`ImageRef`, in the layout's modality order.
+        label: the annotation file (a rater's label in the phantoms), or None.
+        truth: a clean truth file (phantoms only), or None.
+    """
+
+    case_id: str
+    layout: str
+    images: dict[str, ImageRef] = field(hash=False)
+    label: Path | None = None
+    truth: Path | None = None
+
+    @property
+    def convention(self) -> LabelConvention:
+        """The label convention of this case's layout."""
+        return LAYOUT_CONVENTIONS[self.layout]
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """Modality names, in order."""
+        return tuple(self.images)
+
+
+LAYOUT_CONVENTIONS: dict[str, LabelConvention] = {
+    "brats": BRATS, "brats2023": BRATS2023, "msd": MSD, "myops": MYOPS,
+}
+
+
+def _walk(root: Path) -> list[Path]:
+    """NIfTI files under ``root`` down to :data:`MAX_DEPTH`, skipping hidden and macOS ``._`` files."""
+    found = []
+    base = len(root.parts)
+    for dirpath, dirnames, filenames in os.walk(root):
+        depth = len(Path(dirpath).parts) - base
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")) if depth < MAX_DEPTH else []
+        found.extend(Path(dirpath) / f for f in sorted(filenames)
+                     if _NII.search(f) and not f.startswith("."))
+    return found
+
+
+def _sibling(folder: Path, stem: str) -> Path | None:
+    for suffix in (".nii.gz", ".nii"):
+        if (folder / f"{stem}{suffix}").is_file():
+            return folder / f"{stem}{suffix}"
+    return None
+
+
+def _require(folder: Path, stem: str, case_id: str, what: str) -> Path:
+    path = _sibling(folder, stem)
+    if path is None:
+        raise DataError(f"case {case_id}: missing {what} (expected {folder / stem}.nii.gz)")
+    return path
+
+
+def _brats_like(files: list[Path], layout: str, sep: str, names: dict[str, str],
+                require_labels: bool) -> list[Case]:
+    anchor = names["flair"]
+    cases = []
+    for path in files:
+        m = re.match(rf"(.+){re.escape(sep + anchor)}\.nii(\.gz)?$", path.name)
+        if not m:
+            continue
+        cid, folder = m.group(1), path.parent
+        images = {mod: ImageRef(_require(folder, f"{cid}{sep}{names[mod]}", cid, f"{mod} image"))
+                  for mod in BRAIN_MODALITIES}
+        label = (_require(folder, f"{cid}{sep}seg", cid, "label") if require_labels
+                 else _sibling(folder, f"{cid}{sep}seg"))
+        cases.append(Case(cid, layout, images, label, _sibling(folder, f"{cid}{sep}seg_clean")))
+    return cases
+
+
+def _find_brats(files: list[Path], require_labels: bool) -> list[Case]:
+    return _brats_like(files, "brats", "_", {m: m for m in BRAIN_MODALITIES}, require_labels)
+
+
+def _find_brats2023(files: list[Path], require_labels: bool) -> list[Case]:
+    names = {"flair": "t2f", "t1": "t1n", "t1ce": "t1c", "t2": "t2w"}
+    return _brats_like(files, "brats2023", "-", names, require_labels)
+
+
+def _find_msd(files: list[Path], require_labels: bool) -> list[Case]:
+    cases = []
+    for path in files:
+        if path.parent.name != "imagesTr":
+            continue
+        cid = _NII.sub("", path.name)
+        labels_dir = path.parent.parent / "labelsTr"
+        label = (_require(labels_dir, cid, cid, "label") if require_labels
+                 else _sibling(labels_dir, cid))
+        images = {mod: ImageRef(path, channel) for channel, mod in enumerate(BRAIN_MODALITIES)}
+        cases.append(Case(cid, "msd", images, label, None))
+    return cases
+
+
+def _find_myops(files: list[Path], require_labels: bool) -> list[Case]:
+    by_name = {p.name: p for p in files}
+    cases = []
+    for path in files:
+        m = re.match(r"(.+)_C0\.nii(\.gz)?$", path.name)
+        if not m:
+            continue
+        cid, folder = m.group(1), path.parent
+        images = {"bssfp": ImageRef(path),
+                  "lge": ImageRef(_require(folder, f"{cid}_DE", cid, "lge (DE) image")),
+                  "t2": ImageRef(_require(folder, f"{cid}_T2", cid, "t2 image"))}
+
+        def lookup(stem: str) -> Path | None:
+            return by_name.get(f"{stem}.nii.gz") or by_name.get(f"{stem}.nii")
+
+        label = lookup(f"{cid}_gd")
+        if label is None and require_labels:
+            raise DataError(f"case {cid}: missing label (expected a file named {cid}_gd.nii.gz "
+                            f"anywhere under the data folder)")
+        cases.append(Case(cid, "myops", images, label, lookup(f"{cid}_gd_clean")))
+    return cases
+
+
+FINDERS: dict[str, Callable[[list[Path], bool], list[Case]]] = {
+    "brats": _find_brats, "brats2023": _find_brats2023, "msd": _find_msd, "myops": _find_myops,
+}
+LAYOUT_HELP = (
+    "expected BraTS 2017-2021 (CASE/CASE_flair.nii.gz ...), BraTS 2023 (CASE/CASE-t2f.nii.gz ...), "
+    "Decathlon Task01 (imagesTr/ and labelsTr/) or MyoPS 2020 (*_C0.nii.gz, *_DE.nii.gz, *_T2.nii.gz, *_gd.nii.gz)"
+)
+
+
+def find_cases(root: str | os.PathLike, require_labels: bool = True) -> list[Case]:
+    """Find every case under ``root`` and check that each has all its files.
+
+    Args:
+        root: the data folder (phantom output, an extracted BraTS/MSD/MyoPS download).
+        require_labels: a case without its label file is an error (set False for test sets).
+
+    Returns:
+        The cases, sorted by identifier, all of one layout.
+
+    Raises:
+        DataError: ``root`` is missing or empty, holds no cases, mixes layouts, holds a case with
+            a missing file, or holds two cases with the same identifier.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: data folder not found")
+    if not any(p for p in root.iterdir() if not p.name.startswith(".")):
+        raise DataError(f"{root}: data folder is empty")
+    files = _walk(root)
+    found = {name: finder(files, require_labels) for name, finder in FINDERS.items()}
+    found = {name: cases for name, cases in found.items() if cases}
+    if not found:
+        raise DataError(f"{root}: no cases found; {LAYOUT_HELP}")
+    if len(found) > 1:
+        detail = "; ".join(f"{len(c)} {name} case(s), e.g. {c[0].images[next(iter(c[0].images))].path}"
+                           for name, c in found.items())
+        raise DataError(f"{root}: folder mixes layouts ({detail}); keep one data set per folder")
+    (cases,) = found.values()
+    ids = [c.case_id for c in cases]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise DataError(f"{root}: case identifiers appear more than once: {duplicates[:5]}")
+    return sorted(cases, key=lambda c: c.case_id)

@@ -1,0 +1,131 @@
+"""Execute the lesson notebooks end to end and write a summary of what they found.
+
+Each notebook receives, through papermill, the profile, the data folder and an output folder of its
+own. A notebook may write ``summary.md`` (and figures) there; the runner collects them, with the
+time each notebook took, into ``SUMMARY.md``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from pkd_lessons.atomic import atomic_file
+from pkd_lessons.phantoms import ensure_phantoms
+from pkd_lessons.profiles import get_profile
+
+
+@dataclass
+class LessonRun:
+    """Outcome of one notebook."""
+
+    name: str
+    seconds: float
+    ok: bool
+    error: str = ""
+
+
+def find_notebooks(folder: str | os.PathLike | None = None) -> list[Path]:
+    """The lesson notebooks in order (``NN_*.ipynb``).
+
+    Args:
+        folder: where they are; ``./notebooks`` or the repository's copy when None.
+
+    Raises:
+        FileNotFoundError: no notebooks found.
+    """
+    candidates = [Path(folder)] if folder else [Path("notebooks"), Path(__file__).resolve().parent.parent / "notebooks"]
+    for c in candidates:
+        found = sorted(p for p in c.glob("[0-9][0-9]_*.ipynb"))
+        if found:
+            return found
+    raise FileNotFoundError(f"no lesson notebooks (NN_*.ipynb) in {', '.join(map(str, candidates))}")
+
+
+def prepare_data(data_root: Path, profile: dict, progress: bool = True) -> dict[str, Path]:
+    """Generate (or reuse) the phantom sets the lessons need."""
+    return {
+        "brain": ensure_phantoms("brain", data_root / "brain", profile["brain_cases"], seed=0, progress=progress),
+        "cardiac": ensure_phantoms("cardiac", data_root / "cardiac", profile["cardiac_cases"], seed=0,
+                                   progress=progress),
+    }
+
+
+def run_lessons(out: str | os.PathLike, profile: str = "quick", notebooks: str | os.PathLike | None = None,
+                only: list[str] | None = None, data_root: str | os.PathLike | None = None,
+                timeout: int = 1800) -> tuple[Path, list[LessonRun]]:
+    """Execute the lessons with papermill and write ``OUT/SUMMARY.md``.
+
+    Args:
+        out: output folder: ``notebooks/`` (executed copies), ``outputs/NN_*/`` (what each lesson
+            wrote), ``data/`` (phantoms, unless ``data_root`` is given) and ``SUMMARY.md``.
+        profile: ``quick``, ``full`` or ``auto``.
+        notebooks: folder of the lesson notebooks.
+        only: run only notebooks whose name starts with one of these prefixes (e.g. ``["00", "03"]``).
+        data_root: folder holding (or to hold) the phantom sets.
+        timeout: seconds a single cell may run.
+
+    Returns:
+        The summary's path and one :class:`LessonRun` per notebook.
+    """
+    import papermill as pm  # imported here: slow to import, and only this function needs it
+
+    out = Path(out).resolve()
+    settings = get_profile(profile)
+    data_root = Path(data_root).resolve() if data_root else out / "data"
+    print(f"profile {settings['profile']}: data in {data_root}")
+    prepare_data(data_root, settings)
+    selected = [nb for nb in find_notebooks(notebooks) if not only or any(nb.name.startswith(p) for p in only)]
+    runs = []
+    for nb in selected:
+        stem = nb.stem
+        target = out / "notebooks" / nb.name
+        lesson_out = out / "outputs" / stem
+        lesson_out.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        try:
+            pm.execute_notebook(
+                str(nb), str(target), kernel_name="python3", progress_bar=False, cwd=str(lesson_out),
+                parameters={"profile": settings["profile"], "data_root": str(data_root),
+                            "output_dir": str(lesson_out)},
+                execution_timeout=timeout,
+            )
+            run = LessonRun(stem, time.perf_counter() - start, True)
+        except Exception as err:  # a failed lesson is reported, the others still run
+            message = str(err).strip().splitlines()
+            run = LessonRun(stem, time.perf_counter() - start, False,
+                            message[-1] if message else traceback.format_exc(limit=1))
+        print(f"{'ok  ' if run.ok else 'FAIL'} {stem:<32} {run.seconds:6.1f} s" + (f"  {run.error}" if run.error else ""))
+        runs.append(run)
+    return write_summary(out, settings, runs), runs
+
+
+def write_summary(out: Path, settings: dict, runs: list[LessonRun]) -> Path:
+    """Write ``SUMMARY.md``: the run table, then each lesson's own summary."""
+    lines = [
+        "# pkd-lessons: results of the lessons",
+        "",
+        f"Profile **{settings['profile']}**; executed notebooks in `notebooks/`, each lesson's files in "
+        "`outputs/`. Quick-profile numbers come from small phantom sets and few training steps: they "
+        "show the method working, not its converged performance.",
+        "",
+        "| lesson | status | time (s) |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {r.name} | {'ok' if r.ok else 'failed: ' + r.error.replace('|', '/')} | {r.seconds:.1f} |" for r in runs]
+    lines.append(f"| **total** | {sum(r.ok for r in runs)}/{len(runs)} ok | {sum(r.seconds for r in runs):.1f} |")
+    for r in runs:
+        part = out / "outputs" / r.name / "summary.md"
+        if part.is_file():
+            text = part.read_text().strip()
+            # Figures are referenced relative to the lesson's folder; make them relative to OUT.
+            text = text.replace("](./", f"](outputs/{r.name}/")
+            lines += ["", f"## {r.name}", "", text]
+    path = out / "SUMMARY.md"
+    with atomic_file(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    return path

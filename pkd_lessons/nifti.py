@@ -1,0 +1,65 @@
+"""Read and write NIfTI files with nibabel, turning every failure into a clear :class:`DataError`."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import zlib
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from pkd_lessons.atomic import atomic_file
+from pkd_lessons.errors import DataError
+
+
+def read_nifti(path: str | os.PathLike, dtype: type = np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """Read a NIfTI image and check that its values are finite.
+
+    Args:
+        path: a ``.nii`` or ``.nii.gz`` file.
+        dtype: dtype of the returned array (after nibabel's scaling).
+
+    Returns:
+        ``(array, affine)`` with the array in the file's own axis order.
+
+    Raises:
+        DataError: the file is missing, not NIfTI, truncated or corrupt, or holds NaN/inf.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        img = nib.load(str(path))
+        array = np.asarray(img.dataobj, dtype=dtype)
+    except (EOFError, OSError, zlib.error, gzip.BadGzipFile, nib.filebasedimages.ImageFileError,
+            ValueError) as err:
+        raise DataError(f"{path}: not a readable NIfTI file ({type(err).__name__}: {err})") from err
+    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+        bad = int((~np.isfinite(array)).sum())
+        raise DataError(f"{path}: {bad} voxels are NaN or infinite")
+    return array, np.asarray(img.affine, dtype=np.float64)
+
+
+def write_nifti(array: np.ndarray, affine: np.ndarray, path: str | os.PathLike) -> Path:
+    """Write ``array`` as NIfTI atomically and reproducibly (same array, same bytes).
+
+    nibabel writes gzip files with a zero timestamp, so the bytes depend only on the content.
+
+    Args:
+        array: image or label volume; its dtype is kept.
+        affine: 4x4 voxel-to-world matrix.
+        path: destination ending in ``.nii`` or ``.nii.gz``.
+
+    Returns:
+        The destination path.
+    """
+    path = Path(path)
+    img = nib.Nifti1Image(np.asarray(array), np.asarray(affine, dtype=np.float64))
+    img.header.set_xyzt_units("mm")
+    img.set_qform(img.affine, code=1)
+    img.set_sform(img.affine, code=1)
+    with atomic_file(path) as tmp:
+        nib.save(img, str(tmp))
+    return path

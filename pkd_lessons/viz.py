@@ -1,0 +1,161 @@
+"""Static figures of the data: modalities with outlines, annotation noise, intensities by class.
+
+All functions return a matplotlib figure, so they render in executed notebooks, on GitHub and in
+the lessons' summary alike. Interactive viewers build on the same pieces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.colors import ListedColormap
+
+from pkd_lessons.data.volumes import CaseVolume
+
+REGION_COLOURS = ("#ffd60a", "#ff4d6d", "#4cc9f0", "#80ed99", "#c77dff")
+
+
+def best_slice(volume: CaseVolume, axis: int = 2) -> int:
+    """Index of the slice with the most labelled foreground (the middle slice if unlabelled)."""
+    classes = volume.truth if volume.truth is not None else volume.label
+    if classes is None or not classes.any():
+        return volume.shape[axis] // 2
+    other = tuple(a for a in range(3) if a != axis)
+    return int(np.argmax((classes > 0).sum(axis=other)))
+
+
+def _take(array: np.ndarray, axis: int, index: int) -> np.ndarray:
+    return np.take(array, index, axis=axis).T  # NIfTI's first axis shown left-right
+
+
+def _outline(ax, regions: np.ndarray, names: Sequence[str], linestyle: str = "-") -> None:
+    for region, name, colour in zip(regions, names, REGION_COLOURS):
+        if region.any():
+            ax.contour(region.astype(float), levels=[0.5], colors=[colour], linewidths=1.0,
+                       linestyles=linestyle)
+
+
+def show_modalities(volume: CaseVolume, index: int | None = None, axis: int = 2,
+                    outline: str | None = "truth", size: float = 2.6) -> plt.Figure:
+    """Every modality of a case at one slice, with the region outlines on top.
+
+    Args:
+        volume: loaded case.
+        index: slice index; the slice with most foreground when None.
+        axis: slicing axis.
+        outline: ``"truth"``, ``"label"`` or None.
+        size: inches per panel.
+
+    Returns:
+        The figure.
+    """
+    index = best_slice(volume, axis) if index is None else index
+    n = len(volume.modalities)
+    fig, axes = plt.subplots(1, n, figsize=(size * n, size * 1.1), squeeze=False)
+    regions = volume.regions(outline) if outline else None
+    for ax, name, channel in zip(axes[0], volume.modalities, volume.image):
+        ax.imshow(_take(channel, axis, index), cmap="gray", origin="lower")
+        if regions is not None:
+            _outline(ax, [_take(r, axis, index) for r in regions], volume.convention.region_names)
+        ax.set_title(name)
+        ax.axis("off")
+    if regions is not None:
+        handles = [plt.Line2D([], [], color=c, label=r)
+                   for r, c in zip(volume.convention.region_names, REGION_COLOURS)]
+        fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
+    fig.suptitle(f"{volume.case_id}, slice {index}")
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return fig
+
+
+def show_annotation_noise(volume: CaseVolume, index: int | None = None, axis: int = 2,
+                          modality: int = 0, size: float = 3.0) -> plt.Figure:
+    """The rater's label against the clean truth: where a human drew differently.
+
+    Three panels: the truth's outlines, the rater's outlines, and the voxels where they disagree
+    (red: rater added, blue: rater missed) over the first region (whole tumour / LV).
+    """
+    if volume.label is None or volume.truth is None:
+        raise ValueError(f"{volume.case_id} needs both a label and a truth")
+    index = best_slice(volume, axis) if index is None else index
+    image = _take(volume.image[modality], axis, index)
+    truth = [_take(r, axis, index) for r in volume.regions("truth")]
+    label = [_take(r, axis, index) for r in volume.regions("label")]
+    names = volume.convention.region_names
+    fig, axes = plt.subplots(1, 3, figsize=(3 * size, size * 1.1))
+    for ax, regions, title in zip(axes[:2], (truth, label), ("clean truth", "rater's label")):
+        ax.imshow(image, cmap="gray", origin="lower")
+        _outline(ax, regions, names)
+        ax.set_title(title)
+    diff = np.zeros(image.shape, np.uint8)
+    diff[label[0] & ~truth[0]] = 1
+    diff[truth[0] & ~label[0]] = 2
+    axes[2].imshow(image, cmap="gray", origin="lower")
+    axes[2].imshow(np.ma.masked_equal(diff, 0), cmap=ListedColormap(["#ef233c", "#4361ee"]),
+                   vmin=1, vmax=2, origin="lower", interpolation="nearest")
+    axes[2].set_title(f"{names[0]}: red added, blue missed")
+    for ax in axes:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def class_intensities(volumes: Sequence[CaseVolume], max_voxels: int = 20000,
+                      seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
+    """Normalised intensities of each class in each modality (a random sample per case).
+
+    Healthy foreground voxels form the ``"healthy"`` class.
+
+    Returns:
+        modality -> class name -> 1-D array of intensities.
+    """
+    rng = np.random.default_rng(seed)
+    first = volumes[0]
+    names = ("healthy",) + first.convention.class_names[1:]
+    out = {m: {n: [] for n in names} for m in first.modalities}
+    for v in volumes:
+        classes = v.truth if v.truth is not None else v.label
+        for k, name in enumerate(names):
+            where = np.flatnonzero(((classes == k) & v.mask).ravel())
+            if len(where) > max_voxels:
+                where = rng.choice(where, max_voxels, replace=False)
+            for m, channel in zip(v.modalities, v.image):
+                out[m][name].append(channel.ravel()[where])
+    return {m: {n: np.concatenate(vals) for n, vals in d.items()} for m, d in out.items()}
+
+
+def plot_class_histograms(intensities: dict[str, dict[str, np.ndarray]], size: float = 3.0) -> plt.Figure:
+    """One histogram panel per modality with a curve per class (from :func:`class_intensities`)."""
+    mods = list(intensities)
+    fig, axes = plt.subplots(1, len(mods), figsize=(size * len(mods), size), sharey=True)
+    bins = np.linspace(-3, 6, 91)
+    for ax, m in zip(np.atleast_1d(axes), mods):
+        for name, values in intensities[m].items():
+            if len(values):
+                ax.hist(values, bins=bins, density=True, histtype="step", label=name, linewidth=1.3)
+        ax.set_title(m)
+        ax.set_xlabel("z-score")
+    np.atleast_1d(axes)[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def separability(intensities: dict[str, dict[str, np.ndarray]], a: str, b: str) -> dict[str, float]:
+    """How well one modality's intensity alone separates two classes, per modality.
+
+    The area under the ROC curve of a threshold on intensity (0.5: no information, 1.0: perfectly
+    separable), computed from ranks (Mann-Whitney U).
+    """
+    out = {}
+    for m, d in intensities.items():
+        x, y = d[a], d[b]
+        if len(x) == 0 or len(y) == 0:
+            out[m] = float("nan")
+            continue
+        ranks = np.argsort(np.argsort(np.concatenate([x, y]))) + 1
+        u = ranks[len(x):].sum() - len(y) * (len(y) + 1) / 2
+        auc = u / (len(x) * len(y))
+        out[m] = float(max(auc, 1 - auc))
+    return out

@@ -1,0 +1,63 @@
+"""The install files agree with each other and with the README."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+
+import yaml
+
+from conftest import REPO
+
+# conda-forge names that differ from PyPI's
+CONDA_NAMES = {"pytorch": "torch"}
+
+
+def _split(requirement: str) -> tuple[str, str]:
+    m = re.match(r"\s*([A-Za-z0-9_.\-]+)\s*(.*)$", requirement)
+    assert m, requirement
+    return m.group(1).lower().replace("_", "-"), m.group(2).replace(" ", "")
+
+
+def test_environment_yml_matches_pyproject():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    pip_side = dict(_split(r) for r in project["dependencies"] + project["optional-dependencies"]["test"])
+    env = yaml.safe_load((REPO / "environment.yml").read_text())
+    conda_side = {}
+    for dep in env["dependencies"]:
+        assert isinstance(dep, str), "environment.yml: keep every dependency a conda package"
+        name, spec = _split(dep)
+        if name in {"python", "pip"}:
+            continue
+        conda_side[CONDA_NAMES.get(name, name)] = spec
+    assert conda_side == pip_side, (
+        f"environment.yml and pyproject.toml drifted apart: only in environment.yml "
+        f"{sorted(set(conda_side) - set(pip_side))}, only in pyproject.toml "
+        f"{sorted(set(pip_side) - set(conda_side))}, different versions "
+        f"{sorted(k for k in set(pip_side) & set(conda_side) if pip_side[k] != conda_side[k])}"
+    )
+
+
+def test_required_dependencies_declared():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    names = {_split(r)[0] for r in project["dependencies"]}
+    assert {"torch", "monai", "nibabel", "nilearn", "matplotlib", "ipywidgets", "tqdm", "papermill",
+            "jupyterlab"} <= names
+    tests = {_split(r)[0] for r in project["optional-dependencies"]["test"]}
+    assert {"pytest", "nbval"} <= tests
+
+
+def test_readme_gives_the_two_commands_and_ci_runs_the_test_one():
+    readme = (REPO / "README.md").read_text()
+    assert "make lessons" in readme and "make test" in readme
+    ci = (REPO / ".ci" / "run").read_text()
+    assert re.search(r"^make test$", ci, re.M), ".ci/run must call the README's test command"
+    makefile = (REPO / "Makefile").read_text()
+    assert re.search(r"^test:", makefile, re.M) and re.search(r"^lessons:", makefile, re.M)
+
+
+def test_top_level_layout():
+    for name in ("notebooks", "pkd_lessons", "data_download", "tests"):
+        assert (REPO / name).is_dir(), name
+    for name in ("environment.yml", "README.md", "pyproject.toml", ".ci/run"):
+        assert (REPO / name).is_file(), name
