@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pkd_lessons.atomic import atomic_file
-from pkd_lessons.phantoms import ensure_phantoms
+from pkd_lessons.notebook import Lesson
 from pkd_lessons.profiles import get_profile
 
 
@@ -45,13 +45,10 @@ def find_notebooks(folder: str | os.PathLike | None = None) -> list[Path]:
     raise FileNotFoundError(f"no lesson notebooks (NN_*.ipynb) in {', '.join(map(str, candidates))}")
 
 
-def prepare_data(data_root: Path, profile: dict, progress: bool = True) -> dict[str, Path]:
-    """Generate (or reuse) the phantom sets the lessons need."""
-    return {
-        "brain": ensure_phantoms("brain", data_root / "brain", profile["brain_cases"], seed=0, progress=progress),
-        "cardiac": ensure_phantoms("cardiac", data_root / "cardiac", profile["cardiac_cases"], seed=0,
-                                   progress=progress),
-    }
+def prepare_data(data_root: Path, profile: dict) -> dict[str, Path]:
+    """Generate (or reuse) the phantom sets the lessons need, once, before the notebooks run."""
+    lesson = Lesson(profile, data_root, data_root)
+    return {"brain": lesson.brain(), "cardiac": lesson.cardiac()}
 
 
 def run_lessons(out: str | os.PathLike, profile: str = "quick", notebooks: str | os.PathLike | None = None,

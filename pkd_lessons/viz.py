@@ -18,20 +18,34 @@ REGION_COLOURS = ("#ffd60a", "#ff4d6d", "#4cc9f0", "#80ed99", "#c77dff")
 
 
 def best_slice(volume: CaseVolume, axis: int = 2) -> int:
-    """Index of the slice with the most labelled foreground (the middle slice if unlabelled)."""
+    """Index of the slice showing the most of every region (the middle slice if unlabelled).
+
+    Region areas are summed, so nested regions (tumour core, scar) weigh in as well as the largest.
+    """
     classes = volume.truth if volume.truth is not None else volume.label
     if classes is None or not classes.any():
         return volume.shape[axis] // 2
-    other = tuple(a for a in range(3) if a != axis)
-    return int(np.argmax((classes > 0).sum(axis=other)))
+    other = tuple(a + 1 for a in range(3) if a != axis)
+    regions = volume.convention.to_regions(classes)
+    area = regions.sum(axis=other) / np.maximum(regions.sum(axis=other).max(axis=1, keepdims=True), 1)
+    return int(np.argmax(area.sum(axis=0)))
 
 
 def _take(array: np.ndarray, axis: int, index: int) -> np.ndarray:
     return np.take(array, index, axis=axis).T  # NIfTI's first axis shown left-right
 
 
+def _display(volume: CaseVolume, channel: int, axis: int, index: int) -> np.ndarray:
+    """A slice ready to show: background (outside the brain) set to the darkest brain value."""
+    image = volume.image[channel]
+    inside = image[volume.mask]
+    floor = float(np.percentile(inside, 0.5)) if inside.size else 0.0
+    return _take(np.where(volume.mask, np.maximum(image, floor), floor), axis, index)
+
+
 def _outline(ax, regions: np.ndarray, names: Sequence[str], linestyle: str = "-") -> None:
-    for region, name, colour in zip(regions, names, REGION_COLOURS):
+    # Innermost regions first, so that an outer region's outline stays visible where they touch.
+    for region, name, colour in reversed(list(zip(regions, names, REGION_COLOURS))):
         if region.any():
             ax.contour(region.astype(float), levels=[0.5], colors=[colour], linewidths=1.0,
                        linestyles=linestyle)
@@ -55,8 +69,8 @@ def show_modalities(volume: CaseVolume, index: int | None = None, axis: int = 2,
     n = len(volume.modalities)
     fig, axes = plt.subplots(1, n, figsize=(size * n, size * 1.1), squeeze=False)
     regions = volume.regions(outline) if outline else None
-    for ax, name, channel in zip(axes[0], volume.modalities, volume.image):
-        ax.imshow(_take(channel, axis, index), cmap="gray", origin="lower")
+    for c, (ax, name) in enumerate(zip(axes[0], volume.modalities)):
+        ax.imshow(_display(volume, c, axis, index), cmap="gray", origin="lower")
         if regions is not None:
             _outline(ax, [_take(r, axis, index) for r in regions], volume.convention.region_names)
         ax.set_title(name)
@@ -80,7 +94,7 @@ def show_annotation_noise(volume: CaseVolume, index: int | None = None, axis: in
     if volume.label is None or volume.truth is None:
         raise ValueError(f"{volume.case_id} needs both a label and a truth")
     index = best_slice(volume, axis) if index is None else index
-    image = _take(volume.image[modality], axis, index)
+    image = _display(volume, modality, axis, index)
     truth = [_take(r, axis, index) for r in volume.regions("truth")]
     label = [_take(r, axis, index) for r in volume.regions("label")]
     names = volume.convention.region_names
@@ -130,7 +144,7 @@ def plot_class_histograms(intensities: dict[str, dict[str, np.ndarray]], size: f
     """One histogram panel per modality with a curve per class (from :func:`class_intensities`)."""
     mods = list(intensities)
     fig, axes = plt.subplots(1, len(mods), figsize=(size * len(mods), size), sharey=True)
-    bins = np.linspace(-3, 6, 91)
+    bins = np.linspace(-3, 8, 111)
     for ax, m in zip(np.atleast_1d(axes), mods):
         for name, values in intensities[m].items():
             if len(values):

@@ -114,5 +114,20 @@ def grow_tumour(
     enhancing = enhancing * np.clip(parenchyma + csf, 0, 1)
     stack = np.stack([1.0 - (necrosis + oedema + enhancing), necrosis, oedema, enhancing])
     labels = np.argmax(stack, axis=0).astype(np.uint8)
+    # Keep only the lesion connected to the core: the irregular oedema reach can otherwise leave
+    # detached islands far from the tumour.
+    # (Computed inside the lesion's bounding box: labelling the whole volume costs more than
+    # growing the lesion.)
+    box = ndimage.find_objects((labels > 0).astype(np.uint8))[0]
+    box = tuple(slice(max(b.start - 1, 0), b.stop + 1) for b in box)
+    sub = labels[box]
+    parts, _ = ndimage.label(sub > 0)
+    core_parts = np.unique(parts[(sub == NECROSIS) | (sub == ENHANCING)])
+    keep = np.isin(parts, core_parts[core_parts > 0])
+    near = np.zeros(labels.shape, bool)
+    near[box] = ndimage.binary_dilation(keep)
+    necrosis, oedema, enhancing = (m * near for m in (necrosis, oedema, enhancing))
+    labels = np.zeros_like(labels)
+    labels[box] = np.where(keep, sub, 0)
     return Tumour(necrosis.astype(np.float32), oedema.astype(np.float32), enhancing.astype(np.float32),
                   labels, tuple(int(c) for c in centre), float(r_core))

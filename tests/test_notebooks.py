@@ -1,0 +1,56 @@
+"""Every lesson executed end to end with papermill in the quick profile, as `make lessons` does."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import REPO
+from pkd_lessons.lessons import find_notebooks, run_lessons
+
+NOTEBOOKS = find_notebooks(REPO / "notebooks")
+
+
+@pytest.fixture(scope="module")
+def lessons_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("lessons")
+    summary, runs = run_lessons(out, "quick", notebooks=REPO / "notebooks")
+    return out, summary, {r.name: r for r in runs}
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_lesson_runs(lessons_run, notebook):
+    out, _, runs = lessons_run
+    run = runs[notebook.stem]
+    assert run.ok, run.error
+    executed = json.loads((out / "notebooks" / notebook.name).read_text())
+    errors = [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors
+    assert (out / "outputs" / notebook.stem / "summary.md").is_file()
+
+
+@pytest.mark.notebook
+def test_summary_collects_every_lesson(lessons_run):
+    _, summary, runs = lessons_run
+    text = summary.read_text()
+    for name in runs:
+        assert f"## {name}" in text and f"| {name} | ok |" in text
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_conventions(notebook):
+    """Same opening everywhere, a parameters cell, no stored outputs."""
+    nb = json.loads(notebook.read_text())
+    cells = nb["cells"]
+    assert cells[0]["cell_type"] == "markdown"
+    first = "".join(cells[0]["source"])
+    assert first.startswith(f"# {notebook.name[:2]} ") and "colab.research.google.com" in first
+    assert "What you will learn" in first
+    assert "google.colab" in "".join(cells[1]["source"])
+    tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1 and "profile" in "".join(tagged[0]["source"])
+    for c in cells:
+        if c["cell_type"] == "code":
+            assert not c.get("outputs") and c.get("execution_count") is None, "strip outputs before committing"
