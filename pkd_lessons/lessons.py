@@ -107,7 +107,7 @@ def write_summary(out: Path, settings: dict, runs: list[LessonRun]) -> Path:
         "# pkd-lessons: results of the lessons",
         "",
         f"Profile **{settings['profile']}**; executed notebooks in `notebooks/`, each lesson's files in "
-        "`outputs/`. Quick-profile numbers come from small phantom sets and few training steps: they "
+        "`outputs/`. Quick-profile numbers come from small phantom sets and, where a lesson trains, few steps: they "
         "show the method working, not its converged performance.",
         "",
         "| lesson | status | time (s) |",

@@ -45,7 +45,7 @@ def _display(volume: CaseVolume, channel: int, axis: int, index: int) -> np.ndar
 
 def _outline(ax, regions: np.ndarray, names: Sequence[str], linestyle: str = "-") -> None:
     # Innermost regions first, so that an outer region's outline stays visible where they touch.
-    for region, name, colour in reversed(list(zip(regions, names, REGION_COLOURS))):
+    for region, colour in reversed(list(zip(regions, REGION_COLOURS[: len(names)]))):
         if region.any():
             ax.contour(region.astype(float), levels=[0.5], colors=[colour], linewidths=1.0,
                        linestyles=linestyle)

@@ -102,7 +102,7 @@ def load_case(case: Case, normalize: bool = True) -> CaseVolume:
     channels = []
     ref = None
     cache: dict = {}
-    for modality, ref_img in case.images.items():
+    for ref_img in case.images.values():
         if ref_img.path not in cache:
             cache[ref_img.path] = read_nifti(ref_img.path)
         array, affine = cache[ref_img.path]

@@ -33,6 +33,7 @@ from scipy import ndimage
 
 from pkd_lessons.labels import BRATS
 from pkd_lessons.nifti import write_nifti
+from pkd_lessons.phantoms.case import PhantomCase, scanner_units, vary_tissues
 from pkd_lessons.phantoms.fields import (
     bias_field,
     partial_volume_blur,
@@ -106,26 +107,7 @@ class BrainPhantomConfig:
             raise ValueError(f"voxel_mm must be between 0.5 and 4 mm, got {self.voxel_mm}")
 
 
-@dataclass
-class BrainCase:
-    """One generated case, in memory.
-
-    Attributes:
-        images: modality -> ``int16`` volume.
-        label: rater's label, BraTS values.
-        truth: clean label, BraTS values.
-        affine: voxel-to-world matrix.
-        info: provenance (rater, lesion size and site).
-        tissues: healthy tissue fractions (``wm``, ``gm``, ``csf``) on the grid; kept in memory for
-            inspection and tests, not written.
-    """
-
-    images: dict[str, np.ndarray]
-    label: np.ndarray
-    truth: np.ndarray
-    affine: np.ndarray
-    info: dict
-    tissues: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+BrainCase = PhantomCase  # one generated brain case
 
 
 def _rotation(angles_rad: np.ndarray) -> np.ndarray:
@@ -190,8 +172,7 @@ def make_brain_case(seed: int, index: int, cfg: BrainPhantomConfig | None = None
     wm, gm, csf, affine, spacing = _anatomy(cfg, rng)
     tumour = grow_tumour(wm, gm, csf, spacing, rng)
     healthy = 1.0 - tumour.total
-    props = {name: {k: v * float(np.exp(rng.normal(0, cfg.tissue_sd))) if k != "gd" else v
-                    for k, v in p.items()} for name, p in TISSUES.items()}
+    props = vary_tissues(TISSUES, rng, cfg.tissue_sd, fixed=("gd",))
     uptake = np.exp(cfg.heterogeneity * smooth_field(wm.shape, rng, spacing, 10.0))
     t2_var = np.exp(0.5 * cfg.heterogeneity * smooth_field(wm.shape, rng, spacing, 10.0))
     brain = np.clip(wm + gm + csf, 0.0, 1.0)
@@ -210,8 +191,7 @@ def make_brain_case(seed: int, index: int, cfg: BrainPhantomConfig | None = None
         signal = signal * bias_field(signal.shape, rng, spacing, cfg.bias)
         reference = float(_tissue_signal("wm", props["wm"], modality))
         signal = rician_noise(signal, cfg.noise * reference, rng)
-        gain = 1000.0 / reference * float(np.exp(rng.normal(0.0, 0.2)))  # scanner units vary
-        images[modality] = np.where(mask, np.clip(signal * gain, 0, 32767), 0).round().astype(np.int16)
+        images[modality] = np.where(mask, scanner_units(signal, reference, rng), 0).astype(np.int16)
     truth_classes = np.where(mask, tumour.labels, 0).astype(np.uint8)
     rater = int(rng.integers(len(habits)))
     label_classes = cfg.raters.draw(truth_classes, habits[rater], BRATS, spacing, rng, mask=mask)

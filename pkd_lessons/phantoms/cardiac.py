@@ -34,6 +34,7 @@ import numpy as np
 
 from pkd_lessons.labels import MYOPS
 from pkd_lessons.nifti import write_nifti
+from pkd_lessons.phantoms.case import PhantomCase, scanner_units, vary_tissues
 from pkd_lessons.phantoms.fields import bias_field, partial_volume_blur, rician_noise
 from pkd_lessons.phantoms.raters import RaterModel
 from pkd_lessons.phantoms.signal import bssfp, inversion_recovery, null_time, spin_echo
@@ -104,15 +105,7 @@ class CardiacPhantomConfig:
             raise ValueError(f"slices must be an increasing range of positive counts, got {self.slices}")
 
 
-@dataclass
-class CardiacCase:
-    """One generated case: images by modality (``int16``), rater label and clean truth (MyoPS values)."""
-
-    images: dict[str, np.ndarray]
-    label: np.ndarray
-    truth: np.ndarray
-    affine: np.ndarray
-    info: dict
+CardiacCase = PhantomCase  # one generated cardiac case
 
 
 def _harmonics(rng: np.random.Generator, amplitude: float, order: int = 4):
@@ -255,8 +248,7 @@ def make_cardiac_case(seed: int, index: int, cfg: CardiacPhantomConfig | None = 
     rng = np.random.default_rng([seed, index])
     n_slices = int(rng.integers(cfg.slices[0], cfg.slices[1] + 1))
     p = _case_parameters(rng, cfg)
-    props = {n: {k: v * float(np.exp(rng.normal(0, cfg.tissue_sd))) for k, v in d.items()}
-             for n, d in TISSUES.items()}
+    props = vary_tissues(TISSUES, rng, cfg.tissue_sd)
     tables = _signals(props)
     k = cfg.supersample
     fine = (np.arange(cfg.size * k) - (cfg.size * k - 1) / 2) * cfg.pixel_mm / k
@@ -277,8 +269,7 @@ def make_cardiac_case(seed: int, index: int, cfg: CardiacPhantomConfig | None = 
         img = img * bias_field(shape, rng, (cfg.pixel_mm, cfg.pixel_mm, cfg.pixel_mm), cfg.bias, 150.0)
         reference = float(np.percentile(img, 99))
         img = rician_noise(img, cfg.noise * reference, rng)
-        gain = 1000.0 / reference * float(np.exp(rng.normal(0.0, 0.2)))
-        out[m] = np.clip(img * gain, 0, 32767).round().astype(np.int16)
+        out[m] = scanner_units(img, reference, rng)
     rater = int(rng.integers(len(habits)))
     label = cfg.raters.draw(truth, habits[rater], MYOPS, spacing, rng)
     affine = np.diag([cfg.pixel_mm, cfg.pixel_mm, cfg.slice_mm, 1.0])
