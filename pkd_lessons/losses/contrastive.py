@@ -1,0 +1,71 @@
+"""Image-level contrastive distillation between student and teacher embeddings."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from pkd_lessons.losses.segmentation import full
+
+
+def _check_embeddings(student_emb: torch.Tensor, teacher_emb: torch.Tensor) -> None:
+    if student_emb.ndim != 2 or student_emb.shape != teacher_emb.shape:
+        raise ValueError(f"embeddings must both be (B, D) of the same shape, got {tuple(student_emb.shape)} "
+                         f"and {tuple(teacher_emb.shape)}")
+
+
+def pairwise_sq_distances(student_emb: torch.Tensor, teacher_emb: torch.Tensor) -> torch.Tensor:
+    """``D2[i, j] = ||s_i - t_j||^2`` for every student/teacher pair, shape ``(B, B)``."""
+    diff = full(student_emb)[:, None, :] - full(teacher_emb)[None, :, :]
+    return (diff * diff).sum(dim=-1)
+
+
+def contrastive_kd_loss(student_emb: torch.Tensor, teacher_emb: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
+    """The paper's image-level contrastive distillation loss (Hadsell et al., 2006), as in the reference code.
+
+    Over all ``B*B`` pairs ``(student_i, teacher_j)`` of a batch, positive when ``i == j`` (the same
+    image seen by both networks), negative otherwise:
+
+    ``L_ckd = mean_{i,j} [ y_ij d_ij^2 + (1 - y_ij) max(0, m - d_ij)^2 ]``,
+    ``d_ij = ||s_i - t_j||_2``, ``y_ij = [i == j]``.
+
+    It pulls a student's embedding onto the teacher's embedding of the same image and pushes it at
+    least ``m`` away from the teacher's embeddings of other images, so the student inherits the
+    teacher's *arrangement* of images, not only its per-voxel outputs. Embeddings are expected
+    L2-normalised (distances in [0, 2]); no temperature, no memory bank.
+
+    Args:
+        student_emb: ``(B, D)``.
+        teacher_emb: ``(B, D)``.
+        margin: ``m``.
+
+    Returns:
+        Scalar loss.
+    """
+    _check_embeddings(student_emb, teacher_emb)
+    d2 = pairwise_sq_distances(student_emb, teacher_emb)
+    positive = torch.eye(len(d2), dtype=torch.bool, device=d2.device)
+    # sqrt has an infinite slope at 0: keep d away from 0 where only d (not d^2) is used.
+    d = torch.sqrt(torch.clamp(d2, min=1e-12))
+    loss = torch.where(positive, d2, torch.clamp(margin - d, min=0.0) ** 2)
+    return loss.mean()
+
+
+def infonce_kd_loss(student_emb: torch.Tensor, teacher_emb: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+    """**Extension, not in the paper**: an InfoNCE (CRD/CLIP-style) image-level loss.
+
+    ``L = mean_i -log( exp(s_i . t_i / tau) / sum_j exp(s_i . t_j / tau) )``: each student embedding
+    must pick its own image's teacher embedding out of the batch. Compared with the paper's margin
+    loss it uses every negative at once, weighted by how confusable it is.
+
+    Args:
+        student_emb: ``(B, D)``, L2-normalised.
+        teacher_emb: ``(B, D)``, L2-normalised.
+        temperature: ``tau``.
+
+    Returns:
+        Scalar loss.
+    """
+    _check_embeddings(student_emb, teacher_emb)
+    logits = full(student_emb) @ full(teacher_emb).t() / temperature
+    return F.cross_entropy(logits, torch.arange(len(logits), device=logits.device))

@@ -1,0 +1,114 @@
+"""The multimodal teacher: one encoder per modality, fused by attention at every scale."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from monai.networks.blocks import Convolution
+from torch import nn
+
+from pkd_lessons.models.unet import Decoder, Encoder, SegmentationNet, _check_dims, crop_to, pad_to_multiple
+
+
+class AttentionFusion(nn.Module):
+    """Fuse M modality feature maps with a sigmoid attention map, then a 1x1 convolution.
+
+    ``a = sigmoid(conv1x1([f_1, ..., f_M]))`` gives one weight per modality and location
+    ``(B, M, *S)``; the fused map is ``conv1x1([a_1 f_1, ..., a_M f_M])`` with the width of one
+    modality's features. This is the teacher's fusion in the paper's reference code.
+    """
+
+    def __init__(self, spatial_dims: int, channels: int, modalities: int) -> None:
+        super().__init__()
+        self.attention = Convolution(spatial_dims, channels * modalities, modalities, kernel_size=1,
+                                     conv_only=True)
+        self.project = Convolution(spatial_dims, channels * modalities, channels, kernel_size=1, conv_only=True)
+
+    def forward(self, features: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        stacked = torch.cat(list(features), dim=1)
+        weights = torch.sigmoid(self.attention(stacked))
+        weighted = torch.cat([f * weights[:, m:m + 1] for m, f in enumerate(features)], dim=1)
+        return self.project(weighted), weights
+
+
+class MultimodalTeacher(nn.Module):
+    """Teacher with one encoder per modality, attention fusion at each scale and a shared decoder.
+
+    The input holds the modalities as channels, in the order of ``modalities``.
+
+    Args:
+        modalities: names of the input channels, e.g. ``("flair", "t1", "t1ce", "t2")``.
+        num_classes: output classes including background.
+        spatial_dims: 2 or 3.
+        widths: channels of the four stages (per modality encoder and in the decoder).
+
+    Returns (forward):
+        ``(logits, features)`` as :class:`~pkd_lessons.models.unet.SegmentationNet`.
+    """
+
+    def __init__(self, modalities: Sequence[str], num_classes: int, spatial_dims: int = 2,
+                 widths: Sequence[int] = (16, 32, 64, 128)) -> None:
+        super().__init__()
+        _check_dims(spatial_dims)
+        if len(modalities) < 2:
+            raise ValueError(f"a multimodal teacher needs at least two modalities, got {list(modalities)}")
+        self.modalities = tuple(modalities)
+        self.num_classes = num_classes
+        self.spatial_dims = spatial_dims
+        self.widths = tuple(widths)
+        self.in_channels = len(self.modalities)
+        self.encoders = nn.ModuleList(Encoder(spatial_dims, 1, widths) for _ in self.modalities)
+        self.fusions = nn.ModuleList(AttentionFusion(spatial_dims, w, len(self.modalities)) for w in widths)
+        self.decoder = Decoder(spatial_dims, widths, num_classes)
+
+    @property
+    def multiple(self) -> int:
+        """Input sizes are padded to a multiple of this."""
+        return 2 ** (len(self.widths) - 1)
+
+    def forward_all(self, x: torch.Tensor) -> dict[str, torch.Tensor | list[torch.Tensor]]:
+        """Logits, last decoder features, bottleneck and the attention maps of every scale."""
+        if x.ndim != self.spatial_dims + 2:
+            raise ValueError(f"expected a (B, C, ...) tensor with {self.spatial_dims} spatial axes, "
+                             f"got shape {tuple(x.shape)}")
+        if x.shape[1] != len(self.modalities):
+            raise ValueError(
+                f"the teacher needs all {len(self.modalities)} modalities ({', '.join(self.modalities)}) as "
+                f"input channels, in that order; got {x.shape[1]} channel(s). A teacher cannot run with a "
+                "modality missing: that is what the unimodal student is for."
+            )
+        x, sizes = pad_to_multiple(x, self.multiple)
+        per_modality = [enc(x[:, m:m + 1]) for m, enc in enumerate(self.encoders)]
+        fused, attention = [], []
+        for scale, fusion in enumerate(self.fusions):
+            f, a = fusion([feats[scale] for feats in per_modality])
+            fused.append(f)
+            attention.append(a)
+        logits, last = self.decoder(fused)
+        return {"logits": crop_to(logits, sizes), "features": crop_to(last, sizes), "bottleneck": fused[-1],
+                "attention": [crop_to(a, tuple(-(-s // 2**i) for s in sizes)) for i, a in enumerate(attention)]}
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.forward_all(x)
+        return out["logits"], out["features"]
+
+
+def early_fusion_teacher(modalities: Sequence[str], num_classes: int, spatial_dims: int = 2,
+                         widths: Sequence[int] = (16, 32, 64, 128)) -> SegmentationNet:
+    """The plain alternative: all modalities stacked as input channels of one U-Net."""
+    net = SegmentationNet(len(modalities), num_classes, spatial_dims, widths)
+    net.modalities = tuple(modalities)
+    return net
+
+
+def student(num_classes: int, spatial_dims: int = 2, widths: Sequence[int] = (16, 32, 64, 128),
+            modality: str | None = None) -> SegmentationNet:
+    """The unimodal student: the same backbone fed by one modality (one input channel).
+
+    The reference code repeats the one modality into four channels; a one-channel first layer is the
+    cleaner equivalent.
+    """
+    net = SegmentationNet(1, num_classes, spatial_dims, widths)
+    net.modalities = (modality,) if modality else ()
+    return net

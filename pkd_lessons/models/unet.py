@@ -1,0 +1,153 @@
+"""The residual U-Net shared by teacher and student, built from MONAI's blocks.
+
+As in the paper's reference code: four stages (widths 16/32/64/128 there; configurable here so the
+CPU lessons can use a small one), each a residual block of two 3x3(x3) convolutions with instance
+norm and leaky ReLU 0.2; stride-2 down-sampling between stages; a decoder of transposed
+convolutions, skip connections and residual blocks; a 1x1(x1) convolution to the classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from monai.networks.blocks import UnetOutBlock, UnetResBlock
+from monai.networks.blocks.dynunet_block import get_conv_layer
+from torch import nn
+
+NORM = ("instance", {"affine": True})
+ACT = ("leakyrelu", {"negative_slope": 0.2, "inplace": True})
+
+
+def _check_dims(spatial_dims: int) -> None:
+    if spatial_dims not in (2, 3):
+        raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
+
+
+class Encoder(nn.Module):
+    """Four residual stages; returns the feature map of every stage (finest first).
+
+    Args:
+        spatial_dims: 2 or 3.
+        in_channels: input channels (1 for one modality).
+        widths: channels of each stage.
+    """
+
+    def __init__(self, spatial_dims: int, in_channels: int, widths: Sequence[int]) -> None:
+        super().__init__()
+        _check_dims(spatial_dims)
+        chans = [in_channels, *widths]
+        self.stages = nn.ModuleList(
+            UnetResBlock(spatial_dims, chans[i], chans[i + 1], kernel_size=3, stride=1 if i == 0 else 2,
+                         norm_name=NORM, act_name=ACT)
+            for i in range(len(widths))
+        )
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        features = []
+        for stage in self.stages:
+            x = stage(x)
+            features.append(x)
+        return features
+
+
+class UpBlock(nn.Module):
+    """Transposed convolution (x2), concatenation with the skip, residual block.
+
+    MONAI's ``UnetUpBlock`` ends in a plain (non-residual) block; the reference network's decoder is
+    residual, so the same MONAI pieces are put together here with ``UnetResBlock``.
+    """
+
+    def __init__(self, spatial_dims: int, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.up = get_conv_layer(spatial_dims, in_channels, out_channels, kernel_size=2, stride=2,
+                                 conv_only=True, is_transposed=True)
+        self.block = UnetResBlock(spatial_dims, 2 * out_channels, out_channels, kernel_size=3, stride=1,
+                                  norm_name=NORM, act_name=ACT)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return self.block(torch.cat([self.up(x), skip], dim=1))
+
+
+class Decoder(nn.Module):
+    """From the deepest features back to full resolution through the skips; logits and last features."""
+
+    def __init__(self, spatial_dims: int, widths: Sequence[int], num_classes: int) -> None:
+        super().__init__()
+        self.ups = nn.ModuleList(UpBlock(spatial_dims, widths[i], widths[i - 1])
+                                 for i in range(len(widths) - 1, 0, -1))
+        self.head = UnetOutBlock(spatial_dims, widths[0], num_classes)
+
+    def forward(self, features: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        x = features[-1]
+        for up, skip in zip(self.ups, reversed(features[:-1])):
+            x = up(x, skip)
+        return self.head(x), x
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """Zero-pad the spatial axes up to a multiple of ``multiple``; returns the original sizes."""
+    sizes = tuple(x.shape[2:])
+    pad = []
+    for s in reversed(sizes):
+        pad += [0, (-s) % multiple]
+    return (F.pad(x, pad) if any(pad) else x), sizes
+
+
+def crop_to(x: torch.Tensor, sizes: tuple[int, ...]) -> torch.Tensor:
+    """Undo :func:`pad_to_multiple`."""
+    return x[(..., *[slice(0, s) for s in sizes])]
+
+
+class SegmentationNet(nn.Module):
+    """The plain residual U-Net: the student (one modality in) or the early-fusion teacher (all in).
+
+    Inputs of any size work: they are zero-padded to a multiple of ``2 ** (stages - 1)`` and the
+    outputs cropped back.
+
+    Args:
+        in_channels: input channels (1 for a student).
+        num_classes: output classes including background.
+        spatial_dims: 2 (slices) or 3 (volumes).
+        widths: channels of the four stages.
+
+    Returns (forward):
+        ``(logits, features)``: logits ``(B, num_classes, *S)`` and the last decoder feature map
+        ``(B, widths[0], *S)``, which the contrastive loss embeds.
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, spatial_dims: int = 2,
+                 widths: Sequence[int] = (16, 32, 64, 128)) -> None:
+        super().__init__()
+        _check_dims(spatial_dims)
+        self.in_channels = in_channels
+        self.num_classes = num_classes
+        self.spatial_dims = spatial_dims
+        self.widths = tuple(widths)
+        self.encoder = Encoder(spatial_dims, in_channels, widths)
+        self.decoder = Decoder(spatial_dims, widths, num_classes)
+
+    @property
+    def multiple(self) -> int:
+        """Input sizes are padded to a multiple of this."""
+        return 2 ** (len(self.widths) - 1)
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.ndim != self.spatial_dims + 2:
+            raise ValueError(f"expected a (B, C, {'H, W' if self.spatial_dims == 2 else 'D, H, W'}) tensor, "
+                             f"got shape {tuple(x.shape)}")
+        if x.shape[1] != self.in_channels:
+            raise ValueError(f"expected {self.in_channels} input channel(s), got {x.shape[1]}")
+
+    def forward_all(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Logits, last decoder features and the bottleneck (deepest encoder features)."""
+        self._check_input(x)
+        x, sizes = pad_to_multiple(x, self.multiple)
+        features = self.encoder(x)
+        logits, last = self.decoder(features)
+        return {"logits": crop_to(logits, sizes), "features": crop_to(last, sizes), "bottleneck": features[-1]}
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.forward_all(x)
+        return out["logits"], out["features"]
