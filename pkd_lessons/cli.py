@@ -4,6 +4,9 @@ Sub-commands:
 
 * ``phantoms brain|cardiac --out DIR --cases N --seed S``: write a phantom data set.
 * ``check DIR``: find, read and check every case of a data folder; print what it holds.
+* ``train --method M --data DIR --out RUN``: train a teacher, a baseline or a distilled student.
+* ``evaluate RUN/checkpoint.pt ... --data DIR --out metrics.json``: score on held-out cases.
+* ``compare metrics.json ... --out DIR``: the results table over methods and seeds.
 * ``lessons --profile quick|full --out DIR``: run every lesson notebook and write a summary.
 
 Bad arguments or data end with exit status 2 and one line saying why.
@@ -14,8 +17,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from pkd_lessons import __version__
+from pkd_lessons.config import METHODS
 from pkd_lessons.errors import DataError
 
 
@@ -54,6 +59,53 @@ def build_parser() -> argparse.ArgumentParser:
     ck.add_argument("folder", help="the data folder")
     ck.add_argument("--no-labels", action="store_true", help="accept cases without label files")
 
+    tr = sub.add_parser("train", help="train a teacher, the unimodal baseline or a distilled student",
+                        description="Train one network on the training part of a data folder and write "
+                                    "OUT/checkpoint.pt (atomically; --resume continues an interrupted run) "
+                                    "and OUT/history.json.")
+    tr.add_argument("--method", required=True, choices=list(METHODS),
+                    help="; ".join(f"{k}: {v}" for k, v in METHODS.items()))
+    tr.add_argument("--data", required=True, help="data folder (phantom, BraTS, Decathlon or MyoPS)")
+    tr.add_argument("--out", required=True, help="run folder for the checkpoint and history")
+    tr.add_argument("--teacher", default=None, help="the teacher's checkpoint (distilled methods)")
+    tr.add_argument("--modality", default=None, help="the student's modality (default: t1ce for brain, lge for heart)")
+    tr.add_argument("--steps", type=_positive, default=200, help="optimisation steps (default 200)")
+    tr.add_argument("--batch-size", type=_positive, default=16, help="slices or crops per step (default 16)")
+    tr.add_argument("--seed", type=int, default=0, help="seed of initialisation, batches and augmentation")
+    tr.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    tr.add_argument("--dims", type=int, choices=[2, 3], default=2, help="2: slices, 3: volumes (default 2)")
+    tr.add_argument("--widths", default="16,32,64,128", help="channels of the four stages (default 16,32,64,128)")
+    tr.add_argument("--lr", type=float, default=2e-3, help="initial learning rate (default 2e-3)")
+    tr.add_argument("--optimizer", choices=["adam", "sgd"], default="adam",
+                    help="adam (default, fast on short runs) or sgd (momentum 0.9, the paper's)")
+    tr.add_argument("--temperature", type=float, default=10.0, help="distillation temperature (default 10)")
+    tr.add_argument("--amp", choices=["auto", "off", "bf16", "fp16"], default="auto",
+                    help="mixed precision (default auto: bf16/fp16 on GPUs, off on CPU)")
+    tr.add_argument("--test-fraction", type=float, default=0.3, help="share of cases held out (default 0.3)")
+    tr.add_argument("--split-seed", type=int, default=0, help="seed of the train/test split (default 0)")
+    tr.add_argument("--checkpoint-every", type=int, default=50, help="steps between checkpoints (default 50)")
+    tr.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt if present")
+    tr.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    ev = sub.add_parser("evaluate", help="score checkpoints on held-out cases (Dice, HD95)",
+                        description="Predict every held-out case (those a checkpoint did not train on) and "
+                                    "write per-case Dice and HD95 of every region as JSON.")
+    ev.add_argument("checkpoints", nargs="+", help="checkpoint files")
+    ev.add_argument("--data", required=True, help="data folder")
+    ev.add_argument("--out", required=True, help="metrics JSON file to write (one record per checkpoint)")
+    ev.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    ev.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    cp = sub.add_parser("compare", help="results table over methods and seeds",
+                        description="Mean and spread per method and region, and each method's paired "
+                                    "difference from the baseline with a 95%% confidence interval.")
+    cp.add_argument("metrics", nargs="+", help="metrics JSON files from 'evaluate'")
+    cp.add_argument("--out", required=True, help="folder for results.csv/.json/.md/.png")
+    cp.add_argument("--baseline", default="baseline", help="method to compare against (default baseline)")
+    cp.add_argument("--over", choices=["cases", "seeds"], default="cases",
+                    help="pair differences over test cases (default) or over seeds")
+    cp.add_argument("--metric", choices=["dice", "hd95"], default="dice", help="metric (default dice)")
+
     ls = sub.add_parser("lessons", help="execute the lesson notebooks and write a summary",
                         description="Generate the phantom data if needed, execute every lesson with "
                                     "papermill and write OUT/SUMMARY.md.")
@@ -82,6 +134,95 @@ def _check(folder: str, require_labels: bool) -> int:
     return 0
 
 
+def _train(args) -> int:
+    import json
+
+    from pkd_lessons.atomic import atomic_file
+    from pkd_lessons.config import TrainConfig
+    from pkd_lessons.data import find_cases, load_cases, split_cases
+    from pkd_lessons.train import train
+
+    if not 0 < args.test_fraction < 1:
+        raise ValueError(f"--test-fraction must be between 0 and 1, got {args.test_fraction}")
+    cases = find_cases(args.data)
+    train_cases, _ = split_cases(cases, (1 - args.test_fraction, args.test_fraction), seed=args.split_seed)
+    volumes = load_cases(train_cases, progress=not args.quiet)
+    brain = volumes[0].convention.name != "myops"
+    cfg = TrainConfig(
+        method=args.method, modalities=volumes[0].modalities,
+        modality=args.modality or ("t1ce" if brain else "lge"), num_classes=volumes[0].convention.num_classes,
+        spatial_dims=args.dims, widths=tuple(int(w) for w in args.widths.split(",")), steps=args.steps,
+        batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr, temperature=args.temperature,
+        seed=args.seed, amp=args.amp,
+    )
+    trainer = train(cfg, volumes, args.teacher, out=args.out, device=args.device, progress=not args.quiet,
+                    resume=args.resume, checkpoint_every=args.checkpoint_every)
+    out = Path(args.out)
+    with atomic_file(out / "history.json") as tmp:
+        tmp.write_text(json.dumps({"config": cfg.to_dict(), "history": dict(trainer.history),
+                                   "samples_per_second": trainer.samples_per_second,
+                                   "device": str(trainer.device), "precision": trainer.precision.name}))
+    first, last = trainer.history["loss"][0], trainer.history["loss"][-1]
+    print(f"trained {args.method} for {trainer.step} steps: loss {first:.3f} -> {last:.3f}; "
+          f"{trainer.samples_per_second:.0f} samples/s on {trainer.device}; {out / 'checkpoint.pt'}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    import json
+
+    from pkd_lessons.atomic import atomic_file
+    from pkd_lessons.data import find_cases, load_cases
+    from pkd_lessons.device import pick_device
+    from pkd_lessons.evaluate import evaluate, mean_dice
+    from pkd_lessons.train import load_model
+
+    device = pick_device(args.device)
+    cases = find_cases(args.data)
+    cache: dict = {}
+    records = []
+    for path in args.checkpoints:
+        model, cfg, state = load_model(path, device)
+        trained = set(state.get("cases", []))
+        held_out = [c for c in cases if c.case_id not in trained]
+        if not held_out:
+            raise ValueError(f"{path}: every case of {args.data} was used to train it; nothing to evaluate")
+        for c in held_out:
+            if c.case_id not in cache:
+                cache[c.case_id] = load_cases([c], progress=False)[0]
+        record = evaluate(model, cfg, [cache[c.case_id] for c in held_out], device, progress=not args.quiet,
+                          name=Path(path).parent.name)
+        record["checkpoint"] = str(path)
+        records.append(record)
+        scores = ", ".join(f"{k} {v:.3f}" for k, v in mean_dice(record).items())
+        print(f"{path}: {len(held_out)} held-out case(s), mean Dice {scores}")
+    with atomic_file(args.out) as tmp:
+        tmp.write_text(json.dumps(records, indent=1))
+    print(f"metrics: {args.out}")
+    return 0
+
+
+def _compare(args) -> int:
+    import json
+
+    from pkd_lessons.results import save_results, summarize, to_markdown
+
+    records = []
+    for path in args.metrics:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise DataError(f"{path}: not a metrics JSON file ({err})") from err
+        records += data if isinstance(data, list) else [data]
+    baseline = args.baseline if any(r["method"] == args.baseline for r in records) else None
+    rows = summarize(records, baseline=baseline, metric=args.metric, over=args.over)
+    scale = 100.0 if args.metric == "dice" else 1.0
+    paths = save_results(rows, args.out, scale=scale, baseline=args.baseline)
+    print(to_markdown(rows, scale=scale, baseline=args.baseline))
+    print(f"written: {', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     parser = build_parser()
@@ -96,6 +237,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "check":
             return _check(args.folder, not args.no_labels)
+        if args.command == "train":
+            return _train(args)
+        if args.command == "evaluate":
+            return _evaluate(args)
+        if args.command == "compare":
+            return _compare(args)
         if args.command == "lessons":
             from pkd_lessons.lessons import run_lessons
 

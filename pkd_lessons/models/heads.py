@@ -7,6 +7,12 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def pool(features: torch.Tensor) -> torch.Tensor:
+    """Global average over the spatial axes: ``(B, C, *S)`` -> ``(B, C)``. Unchanged by flips, so a
+    cached pooled teacher feature stays valid for a flipped image."""
+    return features.flatten(2).mean(dim=2)
+
+
 class ProjectionHead(nn.Module):
     """Global average pooling, Linear(32), ReLU, Linear(16), L2 normalisation.
 
@@ -24,6 +30,6 @@ class ProjectionHead(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(in_channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """``(B, C, *S)`` feature map -> ``(B, out)`` unit-length embeddings."""
-        pooled = features.flatten(2).mean(dim=2)
+        """``(B, C, *S)`` feature map (or ``(B, C)`` already pooled) -> ``(B, out)`` unit-length embeddings."""
+        pooled = features if features.ndim == 2 else pool(features)
         return F.normalize(self.mlp(pooled), dim=1)

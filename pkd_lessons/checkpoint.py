@@ -1,0 +1,78 @@
+"""Checkpoints: written atomically, checked on load against the run that wants them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from pkd_lessons.atomic import atomic_file
+from pkd_lessons.config import TrainConfig
+from pkd_lessons.errors import DataError
+
+FORMAT = "pkd-lessons-checkpoint"
+VERSION = 1
+
+
+def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
+    """Write a checkpoint dict atomically (never a half-written file)."""
+    path = Path(path)
+    with atomic_file(path) as tmp:
+        torch.save({"format": FORMAT, "version": VERSION, **state}, tmp)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """Read a checkpoint written by :func:`save_checkpoint`.
+
+    Raises:
+        DataError: the file is missing, unreadable, or not a pkd-lessons checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: checkpoint not found")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises many kinds for a damaged file
+        raise DataError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from err
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise DataError(f"{path}: not a pkd-lessons checkpoint")
+    if state.get("version") != VERSION:
+        raise DataError(f"{path}: checkpoint format version {state.get('version')}, this code reads {VERSION}")
+    return state
+
+
+def check_compatible(state: dict, cfg: TrainConfig, path: str | os.PathLike, strict: bool = False) -> None:
+    """Refuse a checkpoint made for another network (or, with ``strict``, another run).
+
+    Args:
+        state: the loaded checkpoint.
+        cfg: the run that wants to use it.
+        path: the checkpoint's file, for the message.
+        strict: require every setting to match (resuming); otherwise only the network's.
+
+    Raises:
+        DataError: naming the settings that differ.
+    """
+    saved = TrainConfig.from_dict(state["config"])
+    if strict:
+        a, b = saved.to_dict(), cfg.to_dict()
+    else:
+        a, b = saved.model_signature(), cfg.model_signature()
+    diff = {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
+    if diff:
+        detail = "; ".join(f"{k}: checkpoint {x!r}, this run {y!r}" for k, (x, y) in diff.items())
+        raise DataError(f"{path}: checkpoint was made for a different {'run' if strict else 'model'} ({detail})")
+
+
+def fingerprint(state: dict) -> str:
+    """A short identifier of a trained model: its settings, step and weights."""
+    h = hashlib.sha256(json.dumps(state["config"], sort_keys=True).encode())
+    h.update(str(state["step"]).encode())
+    for name, tensor in sorted(state["model"].items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes()[:4096])
+    return h.hexdigest()[:16]

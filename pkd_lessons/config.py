@@ -1,0 +1,137 @@
+"""The settings of one training run, checked once, saved in every checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+METHODS: dict[str, str] = {
+    "teacher": "multimodal teacher, all modalities, segmentation loss only",
+    "baseline": "unimodal student, segmentation loss only (labels only)",
+    "kd": "unimodal student + plain (Hinton) KD of the outputs",
+    "rkd": "unimodal student + the paper's regularized pixel-level KD",
+    "ckd": "unimodal student + the paper's contrastive image-level KD",
+    "pkl": "unimodal student + regularized KD + contrastive KD, 0.5 / 0.5 (the paper's method)",
+    "kdnet": "unimodal student + KD-Net style output KD and bottleneck KL (competitor)",
+}
+STUDENT_METHODS = tuple(m for m in METHODS if m != "teacher")
+
+# Settings that define the network: a checkpoint can only be resumed or loaded with the same ones.
+MODEL_KEYS = ("method", "arch", "modalities", "modality", "num_classes", "spatial_dims", "widths")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on.
+
+    Attributes:
+        method: one of :data:`METHODS`.
+        modalities: the data set's modalities, in the data's channel order.
+        modality: the student's one modality (ignored for the teacher).
+        num_classes: classes including background.
+        spatial_dims: 2 (slices) or 3 (crops).
+        widths: channels of the four U-Net stages (16/32/64/128 in the paper).
+        arch: teacher architecture: ``"attention"`` (the paper's) or ``"early"`` (channels stacked).
+        steps: optimisation steps.
+        batch_size: slices (2D) or crops (3D) per step.
+        crop: 3D crop size.
+        optimizer: ``"adam"`` (converges in the few steps of the CPU lessons) or ``"sgd"``
+            (momentum 0.9, the paper's).
+        lr: initial learning rate, decayed as ``(1 - step/steps) ** 0.9`` (the paper's poly schedule).
+        weight_decay: L2 weight decay (1e-5 in the paper).
+        temperature: distillation temperature (10 in the paper).
+        pixel_weight: weight of the pixel-level term (kd, rkd, pkl, kdnet outputs): 0.5 in the paper.
+        image_weight: weight of the image-level term (ckd, pkl) or of KD-Net's feature term: 0.5.
+        kd_t2: apply Hinton's ``T^2`` factor in plain KD.
+        margin: margin of the contrastive loss.
+        flip: random flips as augmentation.
+        cache_teacher: compute the frozen teacher's outputs once for the training slices (2D).
+        seed: seed of initialisation, batch order and augmentation.
+        amp: ``"auto"`` (bf16 where supported, fp16 with a scaler on older GPUs, off on CPU),
+            ``"off"``, ``"bf16"`` or ``"fp16"``.
+    """
+
+    method: str = "baseline"
+    modalities: tuple[str, ...] = ("flair", "t1", "t1ce", "t2")
+    modality: str = "t1ce"
+    num_classes: int = 4
+    spatial_dims: int = 2
+    widths: tuple[int, ...] = (16, 32, 64, 128)
+    arch: str = "attention"
+    steps: int = 200
+    batch_size: int = 16
+    crop: tuple[int, int, int] = (64, 64, 64)
+    optimizer: str = "adam"
+    lr: float = 2e-3
+    weight_decay: float = 1e-5
+    temperature: float = 10.0
+    pixel_weight: float = 0.5
+    image_weight: float = 0.5
+    kd_t2: bool = True
+    margin: float = 1.0
+    flip: bool = True
+    cache_teacher: bool = True
+    seed: int = 0
+    amp: str = "auto"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "modalities", tuple(self.modalities))
+        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+        object.__setattr__(self, "crop", tuple(int(c) for c in self.crop))
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}; got {self.method!r}")
+        if self.is_student and self.modality not in self.modalities:
+            raise ValueError(f"modality {self.modality!r} is not one of the data's modalities {self.modalities}")
+        if self.spatial_dims not in (2, 3):
+            raise ValueError(f"spatial_dims must be 2 or 3, got {self.spatial_dims}")
+        if self.arch not in ("attention", "early"):
+            raise ValueError(f"arch must be 'attention' or 'early', got {self.arch!r}")
+        if self.optimizer not in ("adam", "sgd"):
+            raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
+        if self.amp not in ("auto", "off", "bf16", "fp16"):
+            raise ValueError(f"amp must be auto, off, bf16 or fp16, got {self.amp!r}")
+        for name in ("steps", "batch_size", "num_classes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if len(self.widths) < 2 or min(self.widths) < 1:
+            raise ValueError(f"widths must list at least two positive channel counts, got {self.widths}")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {self.temperature}")
+
+    @property
+    def is_student(self) -> bool:
+        """True for every method but the teacher."""
+        return self.method != "teacher"
+
+    @property
+    def needs_teacher(self) -> bool:
+        """True for the distilled students."""
+        return self.method not in ("teacher", "baseline")
+
+    @property
+    def input_modalities(self) -> tuple[str, ...]:
+        """The modalities the network sees."""
+        return (self.modality,) if self.is_student else self.modalities
+
+    def to_dict(self) -> dict:
+        """Plain dict (JSON-friendly)."""
+        d = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown training settings {sorted(unknown)}")
+        return cls(**d)
+
+    def model_signature(self) -> dict:
+        """The settings that define the network's shape and role."""
+        d = self.to_dict()
+        sig = {k: d[k] for k in MODEL_KEYS}
+        if not self.is_student:
+            sig.pop("modality")
+        else:
+            sig.pop("arch")
+        return sig

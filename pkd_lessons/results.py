@@ -1,0 +1,155 @@
+"""Result tables over methods and seeds: mean, spread, and paired differences against the baseline.
+
+Distillation gains are small and noisy, so every number here comes with its spread: the standard
+deviation over seeds, and a 95 % confidence interval for each method's difference from the baseline,
+paired over test cases (each case's Dice averaged over seeds first) or over seeds (seed ``s`` of a
+method against seed ``s`` of the baseline: same initialisation and batch order).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+from scipy import stats
+
+from pkd_lessons.atomic import atomic_file
+
+
+def long_rows(records: Sequence[dict], metric: str = "dice") -> list[dict]:
+    """Flatten metrics records into ``{run, method, seed, case, region, value}`` rows."""
+    rows = []
+    for rec in records:
+        for case, regions in rec["cases"].items():
+            for region, values in regions.items():
+                rows.append({"run": rec.get("run", rec["method"]), "method": rec["method"], "seed": rec["seed"],
+                             "case": case, "region": region, "value": float(values[metric])})
+    return rows
+
+
+def _ci(diffs: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and t-based confidence interval of paired differences."""
+    mean = float(np.mean(diffs))
+    if len(diffs) < 2:
+        return mean, float("nan"), float("nan")
+    half = float(stats.t.ppf(0.5 + level / 2, len(diffs) - 1) * np.std(diffs, ddof=1) / np.sqrt(len(diffs)))
+    return mean, mean - half, mean + half
+
+
+def summarize(records: Sequence[dict], baseline: str | None = "baseline", metric: str = "dice",
+              over: str = "cases", level: float = 0.95) -> list[dict]:
+    """One row per method and region.
+
+    Args:
+        records: metrics records from :func:`~pkd_lessons.evaluate.evaluate` (several seeds per method).
+        baseline: method the others are compared with (None: no comparison).
+        metric: ``"dice"`` or ``"hd95"``.
+        over: pair the differences over ``"cases"`` or ``"seeds"``.
+        level: confidence level.
+
+    Returns:
+        Rows ``{method, region, seeds, mean, sd, diff, ci_low, ci_high}``: ``mean`` is the mean over
+        seeds of each seed's mean over cases, ``sd`` its standard deviation over seeds; ``diff`` and
+        the interval compare with the baseline (NaN for the baseline itself or without one).
+
+    Raises:
+        ValueError: the baseline is missing, methods were scored on different cases, or ``over`` is unknown.
+    """
+    if over not in ("cases", "seeds"):
+        raise ValueError(f"over must be 'cases' or 'seeds', got {over!r}")
+    table: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(dict)))  # method, region, seed, case
+    for r in long_rows(records, metric):
+        table[r["method"]][r["region"]][r["seed"]][r["case"]] = r["value"]
+    if baseline is not None and baseline not in table:
+        raise ValueError(f"baseline {baseline!r} not among the methods {sorted(table)}")
+    out = []
+    for method, regions in table.items():
+        for region, seeds in regions.items():
+            seed_means = np.array([np.mean(list(cases.values())) for cases in seeds.values()])
+            row = {"method": method, "region": region, "seeds": len(seeds), "mean": float(seed_means.mean()),
+                   "sd": float(seed_means.std(ddof=1)) if len(seeds) > 1 else float("nan"),
+                   "diff": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "n": 0}
+            if baseline is not None and method != baseline:
+                base = table[baseline][region]
+                if over == "cases":
+                    cases = sorted(next(iter(seeds.values())))
+                    if sorted(next(iter(base.values()))) != cases:
+                        raise ValueError(f"{method} and {baseline} were scored on different cases")
+                    mine = np.array([np.mean([s[c] for s in seeds.values()]) for c in cases])
+                    theirs = np.array([np.mean([s[c] for s in base.values()]) for c in cases])
+                else:
+                    common = sorted(set(seeds) & set(base))
+                    mine = np.array([np.mean(list(seeds[s].values())) for s in common])
+                    theirs = np.array([np.mean(list(base[s].values())) for s in common])
+                row["diff"], row["ci_low"], row["ci_high"] = _ci(mine - theirs, level)
+                row["n"] = len(mine)
+            out.append(row)
+    return out
+
+
+def to_markdown(rows: Sequence[dict], scale: float = 100.0, baseline: str = "baseline", digits: int = 1) -> str:
+    """A Markdown table: mean ± sd per region, and the difference from the baseline with its CI.
+
+    Dice is shown in percent (``scale=100``); use ``scale=1`` for HD95 in mm.
+    """
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    regions = list(dict.fromkeys(r["region"] for r in rows))
+    by = {(r["method"], r["region"]): r for r in rows}
+    f = lambda v: f"{v * scale:.{digits}f}"
+    head = ["method", "seeds"] + [f"{g} mean ± sd" for g in regions] + [f"{g} Δ vs {baseline} [95% CI]" for g in regions]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for m in methods:
+        cells = [m, str(by[(m, regions[0])]["seeds"])]
+        for g in regions:
+            r = by[(m, g)]
+            cells.append(f"{f(r['mean'])} ± {f(r['sd'])}" if r["seeds"] > 1 else f(r["mean"]))
+        for g in regions:
+            r = by[(m, g)]
+            cells.append("" if np.isnan(r["diff"]) else f"{f(r['diff'])} [{f(r['ci_low'])}, {f(r['ci_high'])}]")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_summary(rows: Sequence[dict], scale: float = 100.0, ylabel: str = "Dice (%)") -> plt.Figure:
+    """Grouped bars per region with the seeds' standard deviation as error bars."""
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    regions = list(dict.fromkeys(r["region"] for r in rows))
+    by = {(r["method"], r["region"]): r for r in rows}
+    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(regions) * max(len(methods), 2) / 3, 3.2))
+    width = 0.8 / len(methods)
+    for i, m in enumerate(methods):
+        x = np.arange(len(regions)) + (i - (len(methods) - 1) / 2) * width
+        means = [by[(m, g)]["mean"] * scale for g in regions]
+        sds = [np.nan_to_num(by[(m, g)]["sd"]) * scale for g in regions]
+        ax.bar(x, means, width, yerr=sds, capsize=3, label=m)
+    ax.set_xticks(np.arange(len(regions)), regions)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8, ncol=2, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def save_results(rows: Sequence[dict], out: str | os.PathLike, stem: str = "results", **markdown_kw) -> dict[str, Path]:
+    """Write ``stem.csv``, ``stem.json``, ``stem.md`` and ``stem.png`` into ``out`` (atomically)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {k: out / f"{stem}.{k}" for k in ("csv", "json", "md", "png")}
+    with atomic_file(paths["csv"]) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    with atomic_file(paths["json"]) as tmp:
+        tmp.write_text(json.dumps(list(rows), indent=1))
+    with atomic_file(paths["md"]) as tmp:
+        tmp.write_text(to_markdown(rows, **markdown_kw) + "\n")
+    fig = plot_summary(rows)
+    with atomic_file(paths["png"]) as tmp:
+        fig.savefig(tmp, dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return paths

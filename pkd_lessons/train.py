@@ -1,0 +1,350 @@
+"""One trainer for the teacher, the unimodal baseline and every distilled student.
+
+The loss of a step, by method (``L_seg``: :func:`~pkd_lessons.losses.segmentation_loss` on the
+rater's labels; ``a = pixel_weight``, ``b = image_weight``):
+
+==========  =========================================================================
+teacher     ``L_seg`` (all modalities in)
+baseline    ``L_seg`` (one modality in)
+kd          ``L_seg + a L_kd(z_s, z_t, T)``
+rkd         ``L_seg + a L_rkd(z_s, z_t, y, T)``
+ckd         ``L_seg + b L_ckd(h_s(f_s), h_t(f_t))``
+pkl         ``L_seg + a L_rkd + b L_ckd``  (the paper, a = b = 0.5)
+kdnet       ``L_seg + a L_kd(z_s, z_t, T) + b KL(bottleneck_t || bottleneck_s)``
+==========  =========================================================================
+
+The teacher is frozen (no gradient, eval mode); its projection head is trained with the student's,
+as in the reference code. In 2D its outputs are computed once for the training slices
+(``cache_teacher``), so a distilled step costs about as much as a baseline step.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from pkd_lessons.batches import SliceBank, TeacherOutputs, apply_flips, random_flips, teacher_cache
+from pkd_lessons.checkpoint import check_compatible, fingerprint, load_checkpoint, save_checkpoint
+from pkd_lessons.config import TrainConfig
+from pkd_lessons.data.datasets import CropDataset
+from pkd_lessons.data.volumes import CaseVolume
+from pkd_lessons.device import pick_device
+from pkd_lessons.errors import DataError
+from pkd_lessons.losses import (
+    contrastive_kd_loss,
+    feature_kl_loss,
+    kd_loss,
+    regularized_kd_loss,
+    segmentation_loss,
+)
+from pkd_lessons.models import MultimodalTeacher, ProjectionHead, early_fusion_teacher, student
+from pkd_lessons.models.heads import pool
+from pkd_lessons.precision import choose_precision
+
+
+def build_model(cfg: TrainConfig) -> nn.Module:
+    """The network a config describes (teacher or student), freshly initialised."""
+    if not cfg.is_student:
+        make = MultimodalTeacher if cfg.arch == "attention" else early_fusion_teacher
+        return make(cfg.modalities, cfg.num_classes, cfg.spatial_dims, cfg.widths)
+    return student(cfg.num_classes, cfg.spatial_dims, cfg.widths, modality=cfg.modality)
+
+
+def freeze(model: nn.Module) -> nn.Module:
+    """Eval mode and no gradients: how a teacher is used by its students."""
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, TrainConfig, dict]:
+    """Load a trained network from a checkpoint.
+
+    Returns:
+        ``(model, config, checkpoint)``; the model is in eval mode on ``device``.
+    """
+    state = load_checkpoint(path)
+    cfg = TrainConfig.from_dict(state["config"])
+    model = build_model(cfg)
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), cfg, state
+
+
+class Trainer:
+    """Trains one network of any method; see the module docstring for the losses.
+
+    Args:
+        cfg: the run's settings.
+        volumes: training cases (their ``label``, the rater's annotation, is what is learned).
+        teacher: the frozen teacher, required by the distilled methods (its config must list the same
+            modalities).
+        device: ``"auto"`` or a device name.
+        progress: show a progress bar.
+        teacher_id: fingerprint of the teacher's checkpoint, recorded in the student's checkpoints.
+    """
+
+    def __init__(self, cfg: TrainConfig, volumes: list[CaseVolume], teacher: nn.Module | None = None,
+                 device: str | torch.device = "auto", progress: bool = True, teacher_id: str | None = None) -> None:
+        self.cfg = cfg
+        self.device = pick_device(device) if isinstance(device, str) else device
+        self.precision = choose_precision(self.device.type, cfg.amp)
+        self.progress = progress
+        self.case_ids = [v.case_id for v in volumes]
+        if cfg.needs_teacher and teacher is None:
+            raise ValueError(f"method {cfg.method!r} distils from a teacher: pass a trained teacher")
+        if volumes and volumes[0].modalities != cfg.modalities:
+            raise ValueError(f"the data's modalities {volumes[0].modalities} differ from the config's {cfg.modalities}")
+        torch.manual_seed(cfg.seed)
+        self.model = build_model(cfg).to(self.device)
+        self.heads = nn.ModuleDict()
+        if cfg.method in ("ckd", "pkl"):
+            self.heads["student"] = ProjectionHead(cfg.widths[0])
+            self.heads["teacher"] = ProjectionHead(cfg.widths[0])
+        self.heads.to(self.device)
+        params = list(self.model.parameters()) + list(self.heads.parameters())
+        if cfg.optimizer == "adam":
+            self.optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        else:
+            self.optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+        self.scaler = self.precision.grad_scaler(self.device)
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.teacher = freeze(teacher.to(self.device)) if cfg.needs_teacher else None
+        self.teacher_id = teacher_id
+        self.step = 0
+        self.history: dict[str, list[float]] = defaultdict(list)
+        self.samples_per_second = float("nan")
+        self._cached: TeacherOutputs | None = None
+        if cfg.spatial_dims == 2:
+            self.bank = SliceBank.from_volumes(volumes, multiple=2 ** (len(cfg.widths) - 1))
+            self._inputs = self.bank.channels(cfg.input_modalities)
+            if self.teacher is not None and cfg.cache_teacher:
+                self._cached = teacher_cache(self.teacher, self.bank, self.device, bottleneck=cfg.method == "kdnet",
+                                             autocast=self.precision.autocast if self.precision.dtype else None,
+                                             progress=progress)
+        else:
+            self.crops = CropDataset(volumes, cfg.crop, samples=cfg.steps * cfg.batch_size, seed=cfg.seed)
+            self._inputs = [cfg.modalities.index(m) for m in cfg.input_modalities]
+
+    # -- data ------------------------------------------------------------------------------------
+    def _batch(self) -> dict[str, torch.Tensor]:
+        """The next batch (images of all modalities, labels, cached teacher outputs)."""
+        cfg = self.cfg
+        if cfg.spatial_dims == 3:
+            items = [self.crops[self.step * cfg.batch_size + b] for b in range(cfg.batch_size)]
+            batch = {"images": torch.stack([i["image"] for i in items]),
+                     "labels": torch.stack([i["label"] for i in items])}
+            if cfg.flip:
+                flips = random_flips(self.generator, cfg.batch_size, 3)
+                batch = {k: apply_flips(v, flips) for k, v in batch.items()}
+            return batch
+        idx = torch.randint(len(self.bank), (cfg.batch_size,), generator=self.generator)
+        batch = {"images": self.bank.images[idx].float(), "labels": self.bank.labels[idx].long()}
+        if self._cached is not None:
+            batch["t_logits"] = self._cached.logits[idx].float()
+            batch["t_pooled"] = self._cached.pooled[idx]
+            if self._cached.bottleneck is not None:
+                batch["t_bottleneck"] = self._cached.bottleneck[idx].float()
+        if cfg.flip:
+            flips = random_flips(self.generator, cfg.batch_size, 2)
+            batch = {k: v if k == "t_pooled" else apply_flips(v, flips) for k, v in batch.items()}
+        return batch
+
+    # -- one step --------------------------------------------------------------------------------
+    def lr_at(self, step: int) -> float:
+        """Poly decay of the paper: ``lr * (1 - step / steps) ** 0.9``."""
+        return self.cfg.lr * (1.0 - step / self.cfg.steps) ** 0.9
+
+    def _teacher_outputs(self, batch: dict, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        if "t_logits" in batch:
+            out = {"logits": batch["t_logits"], "pooled": batch["t_pooled"]}
+            if "t_bottleneck" in batch:
+                out["bottleneck"] = batch["t_bottleneck"]
+            return out
+        with torch.no_grad(), self.precision.autocast(self.device):
+            full = self.teacher.forward_all(images)
+        return {"logits": full["logits"].float(), "pooled": pool(full["features"]).float(),
+                "bottleneck": full["bottleneck"].float()}
+
+    def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Every loss term of the method on one batch (on the trainer's device)."""
+        cfg = self.cfg
+        images = batch["images"].to(self.device, non_blocking=True)
+        labels = batch["labels"].to(self.device, non_blocking=True)
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        with self.precision.autocast(self.device):
+            out = self.model.forward_all(images[:, self._inputs])
+        terms = {"seg": segmentation_loss(out["logits"], labels)}
+        if self.teacher is not None:
+            t = self._teacher_outputs(batch, images)
+            if cfg.method == "kd":
+                terms["pixel"] = kd_loss(out["logits"], t["logits"], cfg.temperature, t2_scaling=cfg.kd_t2)
+            if cfg.method in ("rkd", "pkl"):
+                terms["pixel"] = regularized_kd_loss(out["logits"], t["logits"], labels, cfg.temperature)
+            if cfg.method in ("ckd", "pkl"):
+                emb_s = self.heads["student"](out["features"].float())
+                emb_t = self.heads["teacher"](t["pooled"])
+                terms["image"] = contrastive_kd_loss(emb_s, emb_t, cfg.margin)
+            if cfg.method == "kdnet":
+                terms["pixel"] = kd_loss(out["logits"], t["logits"], cfg.temperature, t2_scaling=cfg.kd_t2)
+                terms["image"] = feature_kl_loss(out["bottleneck"].float(), t["bottleneck"])
+        total = terms["seg"]
+        if "pixel" in terms:
+            total = total + cfg.pixel_weight * terms["pixel"]
+        if "image" in terms:
+            total = total + cfg.image_weight * terms["image"]
+        terms["loss"] = total
+        return terms
+
+    def train_step(self) -> dict[str, float]:
+        """One optimisation step; returns the loss terms as floats."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr_at(self.step)
+        self.model.train()
+        self.heads.train()
+        terms = self.losses(self._batch())
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(terms["loss"]).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.step += 1
+        values = {k: float(v.detach()) for k, v in terms.items()}
+        for k, v in values.items():
+            self.history[k].append(v)
+        self.history["lr"].append(self.optimizer.param_groups[0]["lr"])
+        return values
+
+    def fit(self, until: int | None = None, checkpoint: str | os.PathLike | None = None,
+            checkpoint_every: int = 0) -> dict[str, list[float]]:
+        """Train up to step ``until`` (default: the config's ``steps``).
+
+        Args:
+            until: last step to reach (a run can be stopped early and resumed).
+            checkpoint: file for checkpoints; written at the end and every ``checkpoint_every`` steps.
+            checkpoint_every: steps between checkpoints (0: only at the end).
+
+        Returns:
+            The history of every loss term per step.
+        """
+        until = self.cfg.steps if until is None else min(until, self.cfg.steps)
+        bar = tqdm(total=until, initial=self.step, desc=self.cfg.method, unit="step", disable=not self.progress)
+        start, first = time.perf_counter(), self.step
+        while self.step < until:
+            values = self.train_step()
+            elapsed = time.perf_counter() - start
+            self.samples_per_second = (self.step - first) * self.cfg.batch_size / max(elapsed, 1e-9)
+            if self.progress and (self.step % 5 == 0 or self.step == until):
+                bar.set_postfix({k: f"{v:.3f}" for k, v in values.items() if k != "loss"}
+                                | {"loss": f"{values['loss']:.3f}", "img/s": f"{self.samples_per_second:.0f}"})
+            bar.update(1)
+            if checkpoint and checkpoint_every and self.step % checkpoint_every == 0 and self.step < until:
+                self.save(checkpoint)
+        bar.close()
+        if checkpoint:
+            self.save(checkpoint)
+        return dict(self.history)
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Everything needed to continue exactly where this run is."""
+        return {
+            "config": self.cfg.to_dict(),
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "heads": self.heads.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "generator": self.generator.get_state(),
+            "history": {k: list(v) for k, v in self.history.items()},
+            "cases": list(self.case_ids),
+            "teacher": self.teacher_id,
+            "precision": self.precision.name,
+        }
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write a checkpoint atomically."""
+        return save_checkpoint(self.state_dict(), path)
+
+    def load_state(self, state: dict, path: str | os.PathLike = "checkpoint") -> None:
+        """Continue from a checkpoint of the same run (same settings, cases and teacher).
+
+        Raises:
+            DataError: the checkpoint belongs to another model, settings, data or teacher.
+        """
+        check_compatible(state, self.cfg, path, strict=True)
+        if state.get("cases") != self.case_ids:
+            raise DataError(f"{path}: checkpoint was trained on other cases than this run's")
+        if self.cfg.needs_teacher and state.get("teacher") != self.teacher_id:
+            raise DataError(f"{path}: checkpoint was distilled from another teacher "
+                            f"({state.get('teacher')} vs {self.teacher_id})")
+        self.model.load_state_dict(state["model"])
+        self.heads.load_state_dict(state["heads"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.generator.set_state(state["generator"])
+        self.step = int(state["step"])
+        self.history = defaultdict(list, {k: list(v) for k, v in state["history"].items()})
+
+    def resume(self, path: str | os.PathLike) -> "Trainer":
+        """Load a checkpoint written by this run's :meth:`save` (see :meth:`load_state`)."""
+        self.load_state(load_checkpoint(path, map_location="cpu"), path)
+        return self
+
+
+def train(cfg: TrainConfig, volumes: list[CaseVolume], teacher_checkpoint: str | os.PathLike | None = None,
+          out: str | os.PathLike | None = None, device: str = "auto", progress: bool = True,
+          resume: bool = False, checkpoint_every: int = 0) -> Trainer:
+    """Train one run end to end; the convenience the lessons and the command line use.
+
+    Args:
+        cfg: settings.
+        volumes: training cases.
+        teacher_checkpoint: the trained teacher (distilled methods).
+        out: folder for ``checkpoint.pt``; None keeps everything in memory.
+        device: ``"auto"`` or a device name.
+        progress: progress bar.
+        resume: continue from ``out/checkpoint.pt`` if it exists.
+        checkpoint_every: steps between intermediate checkpoints.
+
+    Returns:
+        The finished :class:`Trainer`.
+    """
+    teacher, teacher_id = None, None
+    if cfg.needs_teacher:
+        if teacher_checkpoint is None:
+            raise ValueError(f"method {cfg.method!r} needs a teacher checkpoint")
+        teacher, teacher_cfg, state = load_model(teacher_checkpoint)
+        if teacher_cfg.is_student:
+            raise DataError(f"{teacher_checkpoint}: this is a student ({teacher_cfg.method}), not a teacher")
+        if teacher_cfg.modalities != cfg.modalities or teacher_cfg.spatial_dims != cfg.spatial_dims:
+            raise DataError(f"{teacher_checkpoint}: teacher sees {teacher_cfg.modalities} in "
+                            f"{teacher_cfg.spatial_dims}D; this run needs {cfg.modalities} in {cfg.spatial_dims}D")
+        if cfg.method == "kdnet" and tuple(teacher_cfg.widths) != tuple(cfg.widths):
+            raise DataError(f"{teacher_checkpoint}: KD-Net matches bottlenecks, so teacher and student need the "
+                            f"same widths ({teacher_cfg.widths} vs {cfg.widths})")
+        if cfg.method in ("ckd", "pkl") and teacher_cfg.widths[0] != cfg.widths[0]:
+            raise DataError(f"{teacher_checkpoint}: the contrastive loss needs the same first width "
+                            f"({teacher_cfg.widths[0]} vs {cfg.widths[0]})")
+        teacher_id = fingerprint(state)
+    trainer = Trainer(cfg, volumes, teacher, device=device, progress=progress, teacher_id=teacher_id)
+    path = Path(out) / "checkpoint.pt" if out else None
+    if resume and path is not None and path.is_file():
+        trainer.resume(path)
+    trainer.fit(checkpoint=path, checkpoint_every=checkpoint_every)
+    return trainer
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and PyTorch's global generators (for code outside the trainer)."""
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
