@@ -86,7 +86,7 @@ class TeacherOutputs:
     Attributes:
         logits: ``(N, K, H, W)`` ``float16``.
         pooled: ``(N, C)`` pooled last decoder features (what the projection head embeds).
-        bottleneck: ``(N, C', h, w)`` ``float16`` deepest features (KD-Net), or None.
+        bottleneck: ``(N, C', h, w)`` ``float16`` deepest features (used by KD-Net), or None.
     """
 
     logits: torch.Tensor

@@ -1,6 +1,6 @@
 """Run profiles: one set of sizes for a quick CPU pass, one for a GPU run that supports the claims.
 
-Every notebook's ``parameters`` cell names a profile; any size can still be overridden there.
+Every notebook's ``parameters`` cell names a profile; any setting can still be overridden there.
 """
 
 from __future__ import annotations
@@ -11,10 +11,20 @@ from pathlib import Path
 import torch
 
 PROFILES: dict[str, dict] = {
-    # CPU, every lesson in about a minute or two on 2 cores; results honest but not converged.
-    "quick": {"brain_cases": 12, "cardiac_cases": 10, "seeds": 2, "device": "cpu"},
-    # GPU, enough cases and seeds for the lessons' comparisons.
-    "full": {"brain_cases": 60, "cardiac_cases": 45, "seeds": 5, "device": "auto"},
+    # CPU, each lesson in about a minute or two on 2 cores; results honest but not converged.
+    "quick": {
+        "brain_cases": 12, "cardiac_cases": 12, "test_fraction": 0.25, "seeds": 2,
+        "widths": (8, 16, 32, 64), "batch_size": 16, "lr": 3e-3,
+        "teacher_steps": 200, "student_steps": 100, "cardiac_steps": 200, "cardiac_batch_size": 8,
+        "device": "cpu",
+    },
+    # GPU, enough cases, steps and seeds for the lessons' comparisons (the paper's widths).
+    "full": {
+        "brain_cases": 60, "cardiac_cases": 45, "test_fraction": 0.25, "seeds": 5,
+        "widths": (16, 32, 64, 128), "batch_size": 32, "lr": 2e-3,
+        "teacher_steps": 3000, "student_steps": 2000, "cardiac_steps": 2000, "cardiac_batch_size": 16,
+        "device": "auto",
+    },
 }
 
 

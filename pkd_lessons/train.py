@@ -20,6 +20,8 @@ as in the reference code. In 2D its outputs are computed once for the training s
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
 from collections import defaultdict
@@ -30,6 +32,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from pkd_lessons.atomic import atomic_file
 from pkd_lessons.batches import SliceBank, TeacherOutputs, apply_flips, random_flips, teacher_cache
 from pkd_lessons.checkpoint import check_compatible, fingerprint, load_checkpoint, save_checkpoint
 from pkd_lessons.config import TrainConfig
@@ -89,10 +92,13 @@ class Trainer:
         device: ``"auto"`` or a device name.
         progress: show a progress bar.
         teacher_id: fingerprint of the teacher's checkpoint, recorded in the student's checkpoints.
+        cache_dir: folder where the teacher's cached outputs are kept between runs (keyed by the
+            teacher's fingerprint and the training cases), so that several students share one pass.
     """
 
     def __init__(self, cfg: TrainConfig, volumes: list[CaseVolume], teacher: nn.Module | None = None,
-                 device: str | torch.device = "auto", progress: bool = True, teacher_id: str | None = None) -> None:
+                 device: str | torch.device = "auto", progress: bool = True, teacher_id: str | None = None,
+                 cache_dir: str | os.PathLike | None = None) -> None:
         self.cfg = cfg
         self.device = pick_device(device) if isinstance(device, str) else device
         self.precision = choose_precision(self.device.type, cfg.amp)
@@ -126,12 +132,28 @@ class Trainer:
             self.bank = SliceBank.from_volumes(volumes, multiple=2 ** (len(cfg.widths) - 1))
             self._inputs = self.bank.channels(cfg.input_modalities)
             if self.teacher is not None and cfg.cache_teacher:
-                self._cached = teacher_cache(self.teacher, self.bank, self.device, bottleneck=cfg.method == "kdnet",
-                                             autocast=self.precision.autocast if self.precision.dtype else None,
-                                             progress=progress)
+                self._cached = self._teacher_cache(cache_dir)
         else:
             self.crops = CropDataset(volumes, cfg.crop, samples=cfg.steps * cfg.batch_size, seed=cfg.seed)
             self._inputs = [cfg.modalities.index(m) for m in cfg.input_modalities]
+
+    def _teacher_cache(self, cache_dir: str | os.PathLike | None) -> TeacherOutputs:
+        """The teacher's outputs for the training slices: from ``cache_dir`` if stored there, else computed."""
+        path = None
+        if cache_dir is not None and self.teacher_id is not None:
+            key = hashlib.sha256(json.dumps([self.teacher_id, self.case_ids, self.bank.images.shape[2:]]).encode())
+            path = Path(cache_dir) / f"teacher-outputs-{key.hexdigest()[:16]}.pt"
+            if path.is_file():
+                stored = torch.load(path, weights_only=True)
+                if self.cfg.method != "kdnet" or stored["bottleneck"] is not None:
+                    return TeacherOutputs(**stored)
+        cached = teacher_cache(self.teacher, self.bank, self.device, bottleneck=True,
+                               autocast=self.precision.autocast if self.precision.dtype else None,
+                               progress=self.progress)
+        if path is not None:
+            with atomic_file(path) as tmp:
+                torch.save({"logits": cached.logits, "pooled": cached.pooled, "bottleneck": cached.bottleneck}, tmp)
+        return cached
 
     # -- data ------------------------------------------------------------------------------------
     def _batch(self) -> dict[str, torch.Tensor]:
@@ -150,7 +172,7 @@ class Trainer:
         if self._cached is not None:
             batch["t_logits"] = self._cached.logits[idx].float()
             batch["t_pooled"] = self._cached.pooled[idx]
-            if self._cached.bottleneck is not None:
+            if cfg.method == "kdnet":
                 batch["t_bottleneck"] = self._cached.bottleneck[idx].float()
         if cfg.flip:
             flips = random_flips(self.generator, cfg.batch_size, 2)
@@ -300,7 +322,7 @@ class Trainer:
 
 def train(cfg: TrainConfig, volumes: list[CaseVolume], teacher_checkpoint: str | os.PathLike | None = None,
           out: str | os.PathLike | None = None, device: str = "auto", progress: bool = True,
-          resume: bool = False, checkpoint_every: int = 0) -> Trainer:
+          resume: bool = False, checkpoint_every: int = 0, cache_dir: str | os.PathLike | None = None) -> Trainer:
     """Train one run end to end; the convenience the lessons and the command line use.
 
     Args:
@@ -312,6 +334,7 @@ def train(cfg: TrainConfig, volumes: list[CaseVolume], teacher_checkpoint: str |
         progress: progress bar.
         resume: continue from ``out/checkpoint.pt`` if it exists.
         checkpoint_every: steps between intermediate checkpoints.
+        cache_dir: where to keep the teacher's outputs between runs (default: beside its checkpoint).
 
     Returns:
         The finished :class:`Trainer`.
@@ -333,7 +356,10 @@ def train(cfg: TrainConfig, volumes: list[CaseVolume], teacher_checkpoint: str |
             raise DataError(f"{teacher_checkpoint}: the contrastive loss needs the same first width "
                             f"({teacher_cfg.widths[0]} vs {cfg.widths[0]})")
         teacher_id = fingerprint(state)
-    trainer = Trainer(cfg, volumes, teacher, device=device, progress=progress, teacher_id=teacher_id)
+    if cache_dir is None and teacher_checkpoint is not None:
+        cache_dir = Path(teacher_checkpoint).parent
+    trainer = Trainer(cfg, volumes, teacher, device=device, progress=progress, teacher_id=teacher_id,
+                      cache_dir=cache_dir)
     path = Path(out) / "checkpoint.pt" if out else None
     if resume and path is not None and path.is_file():
         trainer.resume(path)

@@ -173,3 +173,33 @@ def separability(intensities: dict[str, dict[str, np.ndarray]], a: str, b: str) 
         auc = u / (len(x) * len(y))
         out[m] = float(max(auc, 1 - auc))
     return out
+
+
+def show_predictions(volume: CaseVolume, predictions: dict[str, np.ndarray], modality: str | None = None,
+                     index: int | None = None, axis: int = 2, size: float = 2.8) -> plt.Figure:
+    """The truth and each prediction outlined on one slice, side by side.
+
+    Args:
+        volume: the case.
+        predictions: name -> class map of the volume's shape.
+        modality: the image shown underneath (default: the first).
+        index: slice (default: the one with most labelled voxels).
+        axis: slicing axis.
+        size: inches per panel.
+    """
+    index = best_slice(volume, axis) if index is None else index
+    channel = volume.modalities.index(modality) if modality else 0
+    image = _display(volume, channel, axis, index)
+    maps = {"truth": volume.truth, **predictions}
+    names = volume.convention.region_names
+    fig, axes = plt.subplots(1, len(maps), figsize=(size * len(maps), size * 1.1), squeeze=False)
+    for ax, (title, classes) in zip(axes[0], maps.items()):
+        ax.imshow(image, cmap="gray", origin="lower")
+        _outline(ax, [_take(r, axis, index) for r in volume.convention.to_regions(classes)], names)
+        ax.set_title(title)
+        ax.axis("off")
+    handles = [plt.Line2D([], [], color=c, label=r) for r, c in zip(names, REGION_COLOURS)]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
+    fig.suptitle(f"{volume.case_id}, slice {index}, on {volume.modalities[channel]}")
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return fig

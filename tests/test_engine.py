@@ -265,3 +265,25 @@ def test_cli_train_evaluate_compare(brain_set, tmp_path, capsys):
     # bad input: a distilled method without a teacher, one line and exit 2
     assert main(["train", "--method", "rkd", "--out", str(tmp_path / "x"), *common]) == 2
     assert "needs a teacher checkpoint" in capsys.readouterr().err
+
+
+def test_verdicts_need_every_interval_to_agree():
+    from pkd_lessons.notebook import verdicts
+
+    # kd beats the baseline on every case for seed 0 but loses for seed 1: cases say "gain",
+    # seeds say "noise"; the verdict must not call it a gain.
+    records = [
+        _record("baseline", 0, {"a": 0.5, "b": 0.5, "c": 0.5}), _record("baseline", 1, {"a": 0.5, "b": 0.5, "c": 0.5}),
+        _record("kd", 0, {"a": 0.9, "b": 0.91, "c": 0.92}), _record("kd", 1, {"a": 0.4, "b": 0.41, "c": 0.42}),
+        _record("rkd", 0, {"a": 0.6, "b": 0.61, "c": 0.62}), _record("rkd", 1, {"a": 0.6, "b": 0.62, "c": 0.61}),
+    ]
+    lines = verdicts(records).splitlines()
+    kd = next(line for line in lines if line.startswith("- kd"))
+    rkd = next(line for line in lines if line.startswith("- rkd"))
+    assert "within the noise" in kd and "over seeds" in kd
+    assert "better than the baseline" in rkd
+    single = verdicts([_record("baseline", 0, {"a": 0.5, "b": 0.6, "c": 0.5}),
+                       _record("kd", 0, {"a": 0.7, "b": 0.8, "c": 0.7})])
+    assert "judged over cases only" in single and "better" in single
+    tiny = verdicts([_record("baseline", 0, {"a": 0.5, "b": 0.6}), _record("kd", 0, {"a": 0.7, "b": 0.8})])
+    assert "too few" in tiny

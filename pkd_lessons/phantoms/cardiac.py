@@ -71,7 +71,8 @@ class CardiacPhantomConfig:
     """Settings of the cardiac phantom.
 
     Attributes:
-        size: in-plane matrix (square).
+        size: in-plane matrix (square); 96 pixels of 1.5 mm frame the heart as MyoPS images are
+            usually cropped for training.
         pixel_mm: in-plane pixel size.
         slice_mm: slice spacing.
         slices: inclusive range of the number of slices per case (MyoPS has 3-6).
@@ -84,7 +85,7 @@ class CardiacPhantomConfig:
         raters: the annotation-noise model.
     """
 
-    size: int = 128
+    size: int = 96
     pixel_mm: float = 1.5
     slice_mm: float = 10.0
     slices: tuple[int, int] = (3, 6)

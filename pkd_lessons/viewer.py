@@ -1,0 +1,157 @@
+"""An interactive slice viewer for notebooks, with a static fallback.
+
+Controls: slice slider, modality selector, overlay (truth, teacher, student or none) with an opacity
+slider, and a difference view that colours where the student and the teacher are wrong.
+
+The viewer is an ``ipywidgets`` box whose display bundle also carries a PNG of its current view:
+JupyterLab and Colab show the live widget; a notebook executed headless (papermill, nbval) or viewed
+where widgets do not run (GitHub, nbviewer) shows the picture instead of failing.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Mapping
+
+import ipywidgets as widgets
+import numpy as np
+from matplotlib import image as mpimg
+
+from pkd_lessons.data.volumes import CaseVolume
+
+#: RGB colour of each class index, by number of classes (brain 4, heart 6).
+CLASS_COLOURS = {
+    4: np.array([[0, 0, 0], [255, 77, 109], [255, 214, 10], [76, 201, 240]], dtype=np.float32),
+    6: np.array([[0, 0, 0], [255, 77, 109], [255, 214, 10], [76, 201, 240], [128, 237, 153], [199, 125, 255]],
+                dtype=np.float32),
+}
+#: Difference view: student wrong where the teacher is right, the reverse, both wrong.
+DIFF_COLOURS = {"student wrong, teacher right": (239, 35, 60), "teacher wrong, student right": (67, 97, 238),
+                "both wrong": (255, 183, 3)}
+
+
+def _colours(num_classes: int) -> np.ndarray:
+    if num_classes in CLASS_COLOURS:
+        return CLASS_COLOURS[num_classes]
+    rng = np.random.default_rng(0)
+    return np.vstack([[0, 0, 0], rng.integers(60, 255, (num_classes - 1, 3))]).astype(np.float32)
+
+
+def render_slice(volume: CaseVolume, index: int, modality: str, overlay: str = "truth", alpha: float = 0.4,
+                 predictions: Mapping[str, np.ndarray] | None = None, difference: bool = False,
+                 zoom: int = 3) -> np.ndarray:
+    """Compose one view as an RGB image.
+
+    Args:
+        volume: the case.
+        index: slice index along the last axis.
+        modality: which image to show.
+        overlay: ``"truth"``, a key of ``predictions`` (e.g. ``"teacher"``, ``"student"``) or ``"none"``.
+        alpha: overlay opacity in [0, 1].
+        predictions: class maps with the volume's shape.
+        difference: colour student/teacher errors against the truth instead of the overlay.
+        zoom: integer upscaling (nearest neighbour) for display.
+
+    Returns:
+        ``(H * zoom, W * zoom, 3)`` ``uint8`` image (rows = the volume's second axis, flipped so that
+        anterior is up, as the static figures show it).
+
+    Raises:
+        ValueError: unknown overlay or modality, out-of-range slice, or a difference view without
+            teacher and student predictions.
+    """
+    predictions = dict(predictions or {})
+    if not 0 <= index < volume.shape[2]:
+        raise ValueError(f"slice {index} outside 0..{volume.shape[2] - 1}")
+    base = volume.channel(modality)[:, :, index]
+    inside = base[volume.mask[:, :, index]]
+    lo, hi = (np.percentile(inside, [1, 99]) if inside.size else (0.0, 1.0))
+    gray = np.clip((base - lo) / max(hi - lo, 1e-6), 0, 1) * 255
+    gray[~volume.mask[:, :, index]] = 0  # outside the brain: black, as on the scanner
+    rgb = np.repeat(gray[..., None], 3, axis=2).astype(np.float32)
+    truth = volume.truth if volume.truth is not None else volume.label
+    if difference:
+        if "teacher" not in predictions or "student" not in predictions or truth is None:
+            raise ValueError("the difference view needs 'teacher' and 'student' predictions and a truth")
+        t = truth[:, :, index]
+        s_wrong = predictions["student"][:, :, index] != t
+        t_wrong = predictions["teacher"][:, :, index] != t
+        for mask, colour in zip((s_wrong & ~t_wrong, t_wrong & ~s_wrong, s_wrong & t_wrong), DIFF_COLOURS.values()):
+            rgb[mask] = (1 - alpha) * rgb[mask] + alpha * np.asarray(colour, np.float32) if alpha < 1 else colour
+    elif overlay != "none":
+        source = {"truth": truth, **predictions}
+        if overlay not in source or source[overlay] is None:
+            raise ValueError(f"overlay must be one of {['none', *source]}, got {overlay!r}")
+        classes = source[overlay][:, :, index]
+        colours = _colours(volume.convention.num_classes)[classes]
+        fg = classes > 0
+        rgb[fg] = (1 - alpha) * rgb[fg] + alpha * colours[fg]
+    out = np.clip(rgb, 0, 255).astype(np.uint8).transpose(1, 0, 2)[::-1]
+    return out.repeat(zoom, axis=0).repeat(zoom, axis=1)
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    """Encode an RGB array as PNG (matplotlib's writer; no figure involved)."""
+    buffer = io.BytesIO()
+    mpimg.imsave(buffer, rgb, format="png")
+    return buffer.getvalue()
+
+
+class SliceViewer(widgets.VBox):
+    """Interactive viewer of a case with truth, teacher and student overlays.
+
+    Args:
+        volume: the case.
+        predictions: class maps keyed by name (``"teacher"``, ``"student"``, ...), each of the
+            volume's shape.
+        index: first slice shown (default: the slice with most labelled voxels).
+        zoom: display upscaling.
+
+    Raises:
+        ValueError: a prediction whose shape differs from the volume's.
+    """
+
+    def __init__(self, volume: CaseVolume, predictions: Mapping[str, np.ndarray] | None = None,
+                 index: int | None = None, zoom: int = 3) -> None:
+        predictions = {k: np.asarray(v) for k, v in (predictions or {}).items()}
+        for name, p in predictions.items():
+            if p.shape != volume.shape:
+                raise ValueError(f"prediction {name!r} has shape {p.shape}, the volume {volume.shape}")
+        self.volume, self.predictions, self.zoom = volume, predictions, zoom
+        if index is None:
+            truth = volume.truth if volume.truth is not None else volume.label
+            index = int(np.argmax((truth > 0).sum((0, 1)))) if truth is not None else volume.shape[2] // 2
+        self.slice = widgets.IntSlider(value=index, min=0, max=volume.shape[2] - 1, description="slice",
+                                       continuous_update=True)
+        self.modality = widgets.Dropdown(options=list(volume.modalities), description="modality")
+        overlays = ["truth", *predictions, "none"]
+        self.overlay = widgets.ToggleButtons(options=overlays, description="overlay")
+        self.alpha = widgets.FloatSlider(value=0.4, min=0.0, max=1.0, step=0.05, description="opacity")
+        can_diff = "teacher" in predictions and "student" in predictions
+        self.difference = widgets.Checkbox(value=False, description="errors: student vs teacher",
+                                           disabled=not can_diff)
+        self.image = widgets.Image(format="png")
+        legend = " · ".join(f"<span style='color:rgb{c}'>■</span> {name}" for name, c in DIFF_COLOURS.items())
+        self.legend = widgets.HTML(f"<small>{legend}</small>" if can_diff else "")
+        for control in (self.slice, self.modality, self.overlay, self.alpha, self.difference):
+            control.observe(self._update, names="value")
+        super().__init__([widgets.HBox([self.slice, self.modality]), self.overlay,
+                          widgets.HBox([self.alpha, self.difference]), self.image, self.legend])
+        self._update()
+
+    def current(self) -> np.ndarray:
+        """The RGB image of the current view."""
+        return render_slice(self.volume, self.slice.value, self.modality.value, self.overlay.value,
+                            self.alpha.value, self.predictions, self.difference.value, self.zoom)
+
+    def _update(self, *_) -> None:
+        self.image.value = png_bytes(self.current())
+
+    def _repr_mimebundle_(self, **kwargs):
+        # The live widget where a front-end runs it; a PNG of the current view everywhere else.
+        bundle = super()._repr_mimebundle_(**kwargs) or {}
+        bundle = dict(bundle)
+        bundle["image/png"] = base64.b64encode(self.image.value).decode()
+        bundle["text/plain"] = f"SliceViewer({self.volume.case_id}, slice {self.slice.value})"
+        return bundle

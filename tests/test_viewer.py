@@ -1,0 +1,73 @@
+"""The slice viewer: renders every view, reacts to its controls, degrades to a picture, refuses bad shapes."""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+import pytest
+
+from pkd_lessons.data import find_cases, load_case
+from pkd_lessons.viewer import SliceViewer, render_slice
+
+
+@pytest.fixture(scope="module")
+def case(brain_set):
+    return load_case(find_cases(brain_set)[0])
+
+
+@pytest.fixture(scope="module")
+def predictions(case):
+    student = case.truth.copy()
+    student[student == 2] = 0  # a student that misses the oedema
+    return {"teacher": case.truth.copy(), "student": student}
+
+
+def test_controls_change_the_picture(case, predictions):
+    viewer = SliceViewer(case, predictions)
+    shown = {bytes(viewer.image.value)}
+    viewer.slice.value = viewer.slice.value - 3
+    shown.add(bytes(viewer.image.value))
+    viewer.modality.value = "t1ce"
+    shown.add(bytes(viewer.image.value))
+    viewer.overlay.value = "student"
+    shown.add(bytes(viewer.image.value))
+    viewer.alpha.value = 0.9
+    shown.add(bytes(viewer.image.value))
+    viewer.difference.value = True
+    shown.add(bytes(viewer.image.value))
+    assert len(shown) == 6, "every control changes the rendered image"
+
+
+def test_difference_view_marks_student_errors(case, predictions):
+    index = int(np.argmax((case.truth == 2).sum((0, 1))))
+    plain = render_slice(case, index, "flair", overlay="none", zoom=1)
+    diff = render_slice(case, index, "flair", predictions=predictions, difference=True, alpha=1.0, zoom=1)
+    changed = (plain != diff).any(-1)
+    expected = (case.truth[:, :, index] == 2).T[::-1]  # the oedema the student missed, display orientation
+    assert np.array_equal(changed, expected)
+    assert (diff[changed] == (239, 35, 60)).all()
+
+
+def test_static_fallback_in_the_display_bundle(case, predictions):
+    bundle = SliceViewer(case, predictions)._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    png = base64.b64decode(bundle["image/png"])
+    assert png.startswith(b"\x89PNG")
+    assert bundle["text/plain"].startswith("SliceViewer(")
+
+
+def test_wrong_shape_refused(case):
+    with pytest.raises(ValueError, match=r"prediction 'student' has shape \(3, 3, 3\)"):
+        SliceViewer(case, {"student": np.zeros((3, 3, 3), np.uint8)})
+
+
+def test_bad_view_arguments(case, predictions):
+    with pytest.raises(ValueError, match="overlay must be one of"):
+        render_slice(case, 0, "flair", overlay="oracle")
+    with pytest.raises(ValueError, match="outside"):
+        render_slice(case, 10_000, "flair")
+    with pytest.raises(ValueError, match="needs 'teacher' and 'student'"):
+        render_slice(case, 0, "flair", predictions={"teacher": predictions["teacher"]}, difference=True)
+    with pytest.raises(KeyError, match="no modality 'lge'"):
+        render_slice(case, 0, "lge")
