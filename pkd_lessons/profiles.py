@@ -15,7 +15,7 @@ PROFILES: dict[str, dict] = {
     "quick": {
         "brain_cases": 12, "cardiac_cases": 12, "test_fraction": 0.25, "seeds": 2,
         "widths": (8, 16, 32, 64), "batch_size": 16, "lr": 3e-3,
-        "teacher_steps": 200, "student_steps": 100, "cardiac_steps": 200, "cardiac_batch_size": 8,
+        "teacher_steps": 200, "student_steps": 150, "cardiac_steps": 200, "cardiac_batch_size": 8,
         "device": "cpu",
     },
     # GPU, enough cases, steps and seeds for the lessons' comparisons (the paper's widths).
