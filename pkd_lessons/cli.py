@@ -31,6 +31,17 @@ def _positive(text: str) -> int:
     return value
 
 
+def _widths(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(w) for w in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated channel counts such as 16,32,64,128, got {text!r}") from None
+    if len(widths) < 2 or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"expected at least two positive channel counts, got {text!r}")
+    return widths
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``pkd-lessons``."""
     parser = argparse.ArgumentParser(
@@ -74,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=int, default=0, help="seed of initialisation, batches and augmentation")
     tr.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     tr.add_argument("--dims", type=int, choices=[2, 3], default=2, help="2: slices, 3: volumes (default 2)")
-    tr.add_argument("--widths", default="16,32,64,128", help="channels of the four stages (default 16,32,64,128)")
+    tr.add_argument("--widths", type=_widths, default=(16, 32, 64, 128),
+                    help="channels of the four stages (default 16,32,64,128)")
     tr.add_argument("--lr", type=float, default=2e-3, help="initial learning rate (default 2e-3)")
     tr.add_argument("--optimizer", choices=["adam", "sgd"], default="adam",
                     help="adam (default, fast on short runs) or sgd (momentum 0.9, the paper's)")
@@ -151,7 +163,7 @@ def _train(args) -> int:
     cfg = TrainConfig(
         method=args.method, modalities=volumes[0].modalities,
         modality=args.modality or ("t1ce" if brain else "lge"), num_classes=volumes[0].convention.num_classes,
-        spatial_dims=args.dims, widths=tuple(int(w) for w in args.widths.split(",")), steps=args.steps,
+        spatial_dims=args.dims, widths=args.widths, steps=args.steps,
         batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr, temperature=args.temperature,
         seed=args.seed, amp=args.amp,
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -179,8 +180,6 @@ class Lesson:
         if cfg.needs_teacher:
             teacher = self.run("teacher", 0, dataset, progress=progress).checkpoint
         train_volumes, test_volumes = self.split(dataset)
-        import time
-
         start = time.perf_counter()
         trainer = train(cfg, train_volumes, teacher, out=folder, device=str(device), progress=progress)
         seconds = time.perf_counter() - start

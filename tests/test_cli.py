@@ -33,6 +33,8 @@ def test_cardiac_phantoms(tmp_path):
     ["phantoms", "brain", "--out", "x", "--cases", "0"],
     ["phantoms", "brain"],
     ["lessons", "--profile", "huge"],
+    ["train", "--method", "baseline", "--data", "d", "--out", "o", "--widths", "a,b"],
+    ["train", "--method", "wizard", "--data", "d", "--out", "o"],
 ])
 def test_bad_arguments_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as exc:
