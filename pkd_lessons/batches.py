@@ -60,8 +60,7 @@ class SliceBank:
         h, w = (-(-max(p[i] for p in planes) // multiple) * multiple for i in range(2))
         images, labels, origin = [], [], []
         for c, v in enumerate(volumes):
-            other = tuple(a for a in range(3) if a != axis)
-            keep = np.flatnonzero(v.mask.mean(axis=other) >= min_foreground)
+            keep = v.foreground_slices(axis, min_foreground)
             img = np.moveaxis(v.image, axis + 1, 1)[:, keep]          # (C, n, a, b)
             lab = np.moveaxis(v.label, axis, 0)[keep]                  # (n, a, b)
             pad = ((0, 0), (0, 0), (0, h - img.shape[2]), (0, w - img.shape[3]))

@@ -14,13 +14,14 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from monai.inferers import sliding_window_inference
-from monai.metrics import compute_dice, compute_hausdorff_distance
+from monai.metrics import compute_hausdorff_distance
 from torch import nn
 from tqdm.auto import tqdm
 
 from pkd_lessons.config import TrainConfig
 from pkd_lessons.data.volumes import CaseVolume
 from pkd_lessons.labels import LabelConvention
+from pkd_lessons.metrics import region_dice
 from pkd_lessons.precision import Precision
 
 
@@ -86,9 +87,9 @@ def score_case(prediction: np.ndarray, truth: np.ndarray, convention: LabelConve
     Returns:
         region -> ``{"dice": ..., "hd95": ...}``.
     """
+    dice = region_dice(prediction, truth, convention)
     pred = torch.from_numpy(convention.to_regions(prediction))[None].float()
     ref = torch.from_numpy(convention.to_regions(truth))[None].float()
-    dice = compute_dice(pred, ref, include_background=True, ignore_empty=False)[0]
     worst = math.sqrt(sum((n * s) ** 2 for n, s in zip(prediction.shape, spacing)))
     out = {}
     for r, name in enumerate(convention.region_names):
@@ -100,7 +101,7 @@ def score_case(prediction: np.ndarray, truth: np.ndarray, convention: LabelConve
                                                       percentile=95, spacing=list(spacing))[0, 0])
         else:
             hd = 0.0 if not (p_any or t_any) else worst
-        out[name] = {"dice": float(dice[r]), "hd95": hd}
+        out[name] = {"dice": dice[name], "hd95": hd}
     return out
 
 

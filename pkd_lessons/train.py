@@ -198,9 +198,8 @@ class Trainer:
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Every loss term of the method on one batch (on the trainer's device)."""
         cfg = self.cfg
-        images = batch["images"].to(self.device, non_blocking=True)
-        labels = batch["labels"].to(self.device, non_blocking=True)
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        images, labels = batch["images"], batch["labels"]
         with self.precision.autocast(self.device):
             out = self.model.forward_all(images[:, self._inputs])
         terms = {"seg": segmentation_loss(out["logits"], labels)}

@@ -56,9 +56,7 @@ class SliceDataset(Dataset):
         self.modalities = tuple(modalities) if modalities else self.volumes[0].modalities
         self.index: list[tuple[int, int]] = []
         for i, v in enumerate(self.volumes):
-            other = tuple(a for a in range(3) if a != axis)
-            coverage = v.mask.mean(axis=other)
-            self.index += [(i, int(s)) for s in np.flatnonzero(coverage >= min_foreground)]
+            self.index += [(i, int(s)) for s in v.foreground_slices(axis, min_foreground)]
 
     def __len__(self) -> int:
         return len(self.index)

@@ -58,6 +58,11 @@ class CaseVolume:
             raise KeyError(f"{self.case_id} has no modality {modality!r}; it has {self.modalities}")
         return self.image[self.modalities.index(modality)]
 
+    def foreground_slices(self, axis: int = 2, min_foreground: float = 0.05) -> np.ndarray:
+        """Indices of the slices along ``axis`` whose foreground (brain) covers at least ``min_foreground``."""
+        other = tuple(a for a in range(3) if a != axis)
+        return np.flatnonzero(self.mask.mean(axis=other) >= min_foreground)
+
     def regions(self, which: str = "truth") -> np.ndarray:
         """Region masks ``(R, X, Y, Z)`` of the truth (``"truth"``) or annotation (``"label"``)."""
         classes = self.truth if which == "truth" else self.label
