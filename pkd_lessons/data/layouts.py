@@ -29,6 +29,8 @@ from pkd_lessons.labels import BRATS, BRATS2023, MSD, MYOPS, LabelConvention
 
 BRAIN_MODALITIES: tuple[str, ...] = ("flair", "t1", "t1ce", "t2")
 HEART_MODALITIES: tuple[str, ...] = ("bssfp", "lge", "t2")
+#: BraTS 2023 file suffix of each modality.
+BRATS2023_NAMES: dict[str, str] = {"flair": "t2f", "t1": "t1n", "t1ce": "t1c", "t2": "t2w"}
 MAX_DEPTH = 4  # how deep below the given folder cases are looked for
 _NII = re.compile(r"\.nii(\.gz)?$")
 
@@ -123,8 +125,7 @@ def _find_brats(files: list[Path], require_labels: bool) -> list[Case]:
 
 
 def _find_brats2023(files: list[Path], require_labels: bool) -> list[Case]:
-    names = {"flair": "t2f", "t1": "t1n", "t1ce": "t1c", "t2": "t2w"}
-    return _brats_like(files, "brats2023", "-", names, require_labels)
+    return _brats_like(files, "brats2023", "-", BRATS2023_NAMES, require_labels)
 
 
 def _find_msd(files: list[Path], require_labels: bool) -> list[Case]:

@@ -13,11 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from pkd_lessons.atomic import atomic_dir, atomic_file
-from pkd_lessons.data.layouts import BRAIN_MODALITIES, find_cases
+from pkd_lessons.data.layouts import BRAIN_MODALITIES, BRATS2023_NAMES, find_cases
 from pkd_lessons.labels import BRATS, BRATS2023, MSD
 from pkd_lessons.nifti import read_nifti, write_nifti
-
-BRATS2023_NAMES = {"flair": "t2f", "t1": "t1n", "t1ce": "t1c", "t2": "t2w"}
 
 
 def to_msd(brats_folder: str | os.PathLike, out: str | os.PathLike, overwrite: bool = False) -> Path:
