@@ -1,9 +1,10 @@
-"""Training batches: every training slice stacked in memory, drawn by index, flipped in batch.
+"""Training batches: every training slice stacked in one tensor, drawn by index.
 
 Indexing one stacked tensor is much cheaper than a ``DataLoader`` assembling dicts slice by slice,
 and it makes batch order a function of one random generator, so runs repeat exactly and resume
 exactly. The frozen teacher's outputs for the same slices can be cached once
-(:func:`teacher_cache`); flips are applied to the images and to the cached outputs together.
+(:func:`teacher_cache`); :mod:`pkd_lessons.feed` places both for the device and
+:mod:`pkd_lessons.augment` transforms the images and the cached outputs together.
 """
 
 from __future__ import annotations
@@ -122,20 +123,3 @@ def teacher_cache(teacher: nn.Module, bank: SliceBank, device: torch.device, bat
         if bottleneck:
             deep.append(out["bottleneck"].half().cpu())
     return TeacherOutputs(torch.cat(logits), torch.cat(pooled), torch.cat(deep) if bottleneck else None)
-
-
-def random_flips(generator: torch.Generator, batch: int, axes: int = 2) -> torch.Tensor:
-    """``(batch, axes)`` booleans: whether to flip each sample along each spatial axis."""
-    return torch.rand((batch, axes), generator=generator) < 0.5
-
-
-def apply_flips(x: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
-    """Flip each sample of ``x`` (``(B, ..., *S)``, last ``flips.shape[1]`` axes spatial) as ``flips`` says."""
-    out = x.clone()
-    n_axes = flips.shape[1]
-    for axis in range(n_axes):
-        dim = x.ndim - n_axes + axis
-        sel = flips[:, axis]
-        if sel.any():
-            out[sel] = out[sel].flip(dim)
-    return out

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from pkd_lessons.atomic import atomic_file
-from pkd_lessons.config import TrainConfig
+from pkd_lessons.config import SPEED_KEYS, TrainConfig
 from pkd_lessons.errors import DataError
 
 FORMAT = "pkd-lessons-checkpoint"
@@ -58,8 +58,8 @@ def check_compatible(state: dict, cfg: TrainConfig, path: str | os.PathLike, str
         DataError: naming the settings that differ.
     """
     saved = TrainConfig.from_dict(state["config"])
-    if strict:
-        a, b = saved.to_dict(), cfg.to_dict()
+    if strict:  # everything but the settings of speed (placement, channels-last, compile)
+        a, b = ({k: v for k, v in c.to_dict().items() if k not in SPEED_KEYS} for c in (saved, cfg))
     else:
         a, b = saved.model_signature(), cfg.model_signature()
     diff = {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}

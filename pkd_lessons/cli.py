@@ -8,6 +8,7 @@ Sub-commands:
 * ``evaluate RUN/checkpoint.pt ... --data DIR --out metrics.json``: score on held-out cases.
 * ``compare metrics.json ... --out DIR``: the results table over methods and seeds.
 * ``lessons --profile quick|full --out DIR``: run every lesson notebook and write a summary.
+* ``benchmark --out benchmark.json``: slices/s of the model step and the training step, and their ratio.
 
 Bad arguments or data end with exit status 2 and one line saying why.
 """
@@ -93,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--temperature", type=float, default=10.0, help="distillation temperature (default 10)")
     tr.add_argument("--amp", choices=["auto", "off", "bf16", "fp16"], default="auto",
                     help="mixed precision (default auto: bf16/fp16 on GPUs, off on CPU)")
+    _speed_options(tr)
+    tr.add_argument("--intensity", type=float, default=0.0,
+                    help="intensity augmentation: scale 1±x and shift ±x per channel (default 0: off)")
+    tr.add_argument("--affine", type=float, default=0.0,
+                    help="affine augmentation: rotation up to ±x degrees, scale 1±x/100, 2D (default 0: off)")
     tr.add_argument("--test-fraction", type=float, default=0.3, help="share of cases held out (default 0.3)")
     tr.add_argument("--split-seed", type=int, default=0, help="seed of the train/test split (default 0)")
     tr.add_argument("--checkpoint-every", type=int, default=50, help="steps between checkpoints (default 50)")
@@ -127,7 +133,40 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--only", nargs="+", metavar="NN", help="run only these lessons, e.g. --only 00 01")
     ls.add_argument("--notebooks", default=None, help="folder of the notebooks (default ./notebooks)")
     ls.add_argument("--data", default=None, help="folder for the phantom sets (default OUT/data)")
+
+    bm = sub.add_parser("benchmark", help="measure training speed and what the input pipeline costs",
+                        description="For each method: (a) the model step on a batch already on the device, "
+                                    "(b) the full training step through the input pipeline; slices/s of each, "
+                                    "the ratio (b)/(a), the overhead of distillation over the baseline and the "
+                                    "peak memory. Writes JSON so that versions can be compared.")
+    bm.add_argument("--out", default="benchmark.json", help="JSON file to write (default benchmark.json)")
+    bm.add_argument("--methods", nargs="+", choices=list(METHODS), default=["teacher", "baseline", "pkl"],
+                    help="methods to time (default teacher baseline pkl)")
+    bm.add_argument("--data", default=None, help="data folder (default: brain phantoms made in a temporary folder)")
+    bm.add_argument("--cases", type=_positive, default=4, help="cases to load (default 4)")
+    bm.add_argument("--size", type=_positive, default=None,
+                    help="resample slices to SIZE x SIZE (default: the data's own, 80x104 for the phantom)")
+    bm.add_argument("--batch-size", type=_positive, default=16, help="slices per step (default 16)")
+    bm.add_argument("--widths", type=_widths, default=(16, 32, 64, 128), help="U-Net widths (default 16,32,64,128)")
+    bm.add_argument("--steps", type=_positive, default=10, help="timed steps per measurement (default 10)")
+    bm.add_argument("--warmup", type=int, default=2, help="untimed steps before each measurement (default 2)")
+    bm.add_argument("--repeats", type=_positive, default=3,
+                    help="measurements of each kind, alternating; the fastest counts (default 3)")
+    bm.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    bm.add_argument("--amp", choices=["auto", "off", "bf16", "fp16"], default="auto", help="precision (default auto)")
+    _speed_options(bm)
+    bm.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
+
+
+def _speed_options(parser: argparse.ArgumentParser) -> None:
+    """Options that change how fast training computes, not what (shared by train and benchmark)."""
+    parser.add_argument("--placement", choices=["auto", "device", "pinned"], default="auto",
+                        help="training slices on the GPU (device), in pinned host memory with asynchronous copies "
+                             "(pinned), or auto: on the GPU when they fit")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the network (faster steps after a compilation of a minute or more)")
+    parser.add_argument("--no-channels-last", action="store_true", help="keep the default memory layout on CUDA")
 
 
 def _check(folder: str, require_labels: bool) -> int:
@@ -165,7 +204,8 @@ def _train(args) -> int:
         modality=args.modality or ("t1ce" if brain else "lge"), num_classes=volumes[0].convention.num_classes,
         spatial_dims=args.dims, widths=args.widths, steps=args.steps,
         batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr, temperature=args.temperature,
-        seed=args.seed, amp=args.amp,
+        seed=args.seed, amp=args.amp, intensity=args.intensity, affine=args.affine, placement=args.placement,
+        compile=args.compile, channels_last=not args.no_channels_last,
     )
     trainer = train(cfg, volumes, args.teacher, out=args.out, device=args.device, progress=not args.quiet,
                     resume=args.resume, checkpoint_every=args.checkpoint_every)
@@ -235,6 +275,17 @@ def _compare(args) -> int:
     return 0
 
 
+def _benchmark(args) -> int:
+    from pkd_lessons.benchmark import benchmark, save_report, to_markdown
+
+    report = benchmark(args.methods, args.data, args.cases, args.size, args.batch_size, args.widths, args.steps,
+                       args.warmup, args.repeats, args.device, args.amp, args.placement, args.compile,
+                       not args.no_channels_last, progress=not args.quiet)
+    print(to_markdown(report))
+    print(f"written: {save_report(report, args.out)}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     parser = build_parser()
@@ -255,6 +306,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _evaluate(args)
         if args.command == "compare":
             return _compare(args)
+        if args.command == "benchmark":
+            return _benchmark(args)
         if args.command == "lessons":
             from pkd_lessons.lessons import run_lessons
 

@@ -17,6 +17,8 @@ STUDENT_METHODS = tuple(m for m in METHODS if m != "teacher")
 
 # Settings that define the network: a checkpoint can only be resumed or loaded with the same ones.
 MODEL_KEYS = ("method", "arch", "modalities", "modality", "num_classes", "spatial_dims", "widths")
+# Settings that change how fast a run computes, not what it computes: a run may resume with others.
+SPEED_KEYS = ("placement", "channels_last", "compile")
 
 
 @dataclass(frozen=True)
@@ -44,10 +46,19 @@ class TrainConfig:
         kd_t2: apply Hinton's ``T^2`` factor in plain KD.
         margin: margin of the contrastive loss.
         flip: random flips as augmentation.
+        intensity: per-channel intensity scale ``1 ± intensity`` and shift ``± intensity`` (z-score
+            units) as augmentation; 0 turns it off.
+        affine: largest random rotation in degrees (with scaling ``1 ± affine/100``) as
+            augmentation, 2D only; 0 turns it off.
         cache_teacher: compute the frozen teacher's outputs once for the training slices (2D).
         seed: seed of initialisation, batch order and augmentation.
         amp: ``"auto"`` (bf16 where supported, fp16 with a scaler on older GPUs, off on CPU),
             ``"off"``, ``"bf16"`` or ``"fp16"``.
+        placement: where the training slices live: ``"auto"`` (on the GPU when they fit, else in
+            pinned host memory), ``"device"`` or ``"pinned"`` (see :mod:`pkd_lessons.feed`).
+        channels_last: channels-last memory layout on CUDA (faster convolutions with tensor cores).
+        compile: ``torch.compile`` the network: faster steps after a compilation of a minute or
+            more, so worth it only for long runs.
     """
 
     method: str = "baseline"
@@ -69,9 +80,14 @@ class TrainConfig:
     kd_t2: bool = True
     margin: float = 1.0
     flip: bool = True
+    intensity: float = 0.0
+    affine: float = 0.0
     cache_teacher: bool = True
     seed: int = 0
     amp: str = "auto"
+    placement: str = "auto"
+    channels_last: bool = True
+    compile: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "modalities", tuple(self.modalities))
@@ -94,6 +110,14 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if len(self.widths) < 2 or min(self.widths) < 1:
             raise ValueError(f"widths must list at least two positive channel counts, got {self.widths}")
+        if self.placement not in ("auto", "device", "pinned"):
+            raise ValueError(f"placement must be auto, device or pinned, got {self.placement!r}")
+        if not 0 <= self.intensity < 1:
+            raise ValueError(f"intensity must be in [0, 1), got {self.intensity}")
+        if not 0 <= self.affine <= 45:
+            raise ValueError(f"affine must be in [0, 45] degrees, got {self.affine}")
+        if self.affine and self.spatial_dims != 2:
+            raise ValueError("the affine augmentation is implemented for 2D slices; set affine=0 in 3D")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be positive, got {self.temperature}")
 

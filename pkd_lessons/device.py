@@ -40,3 +40,11 @@ def describe_device(device: torch.device) -> str:
     if device.type == "mps":
         return "mps: Apple GPU"
     return f"cpu: {torch.get_num_threads()} threads"
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait until the device has finished its queued work (a no-op on the CPU); for timing."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()

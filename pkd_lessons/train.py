@@ -16,6 +16,13 @@ kdnet       ``L_seg + a L_kd(z_s, z_t, T) + b KL(bottleneck_t || bottleneck_s)``
 The teacher is frozen (no gradient, eval mode); its projection head is trained with the student's,
 as in the reference code. In 2D its outputs are computed once for the training slices
 (``cache_teacher``), so a distilled step costs about as much as a baseline step.
+
+The input path is built for accelerators: the training slices and cached teacher outputs live on
+the GPU when they fit (pinned host memory with asynchronous copies otherwise,
+:mod:`pkd_lessons.feed`), batches are augmented there (:mod:`pkd_lessons.augment`), the networks
+run channels-last in bf16/fp16 (:mod:`pkd_lessons.precision`), optionally compiled, and a step never
+waits for the host: loss values are collected on the device and read back only when the history,
+a progress display or a checkpoint needs them.
 """
 
 from __future__ import annotations
@@ -33,13 +40,15 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from pkd_lessons.atomic import atomic_file
-from pkd_lessons.batches import SliceBank, TeacherOutputs, apply_flips, random_flips, teacher_cache
+from pkd_lessons.augment import BatchAugment
+from pkd_lessons.batches import SliceBank, TeacherOutputs, teacher_cache
 from pkd_lessons.checkpoint import check_compatible, fingerprint, load_checkpoint, save_checkpoint
 from pkd_lessons.config import TrainConfig
 from pkd_lessons.data.datasets import CropDataset
 from pkd_lessons.data.volumes import CaseVolume
-from pkd_lessons.device import pick_device
+from pkd_lessons.device import pick_device, synchronize
 from pkd_lessons.errors import DataError
+from pkd_lessons.feed import BatchFeed
 from pkd_lessons.losses import (
     contrastive_kd_loss,
     feature_kl_loss,
@@ -109,7 +118,11 @@ class Trainer:
         if volumes and volumes[0].modalities != cfg.modalities:
             raise ValueError(f"the data's modalities {volumes[0].modalities} differ from the config's {cfg.modalities}")
         torch.manual_seed(cfg.seed)
-        self.model = build_model(cfg).to(self.device)
+        self.channels_last = cfg.channels_last and self.device.type == "cuda" and cfg.spatial_dims == 2
+        layout = torch.channels_last if self.channels_last else torch.contiguous_format
+        self.model = build_model(cfg).to(self.device, memory_format=layout)
+        # torch.compile traces on the first call (a minute or more); off by default, see TrainConfig.
+        self._forward = torch.compile(self.model.forward_all) if cfg.compile else self.model.forward_all
         self.heads = nn.ModuleDict()
         if cfg.method in ("ckd", "pkl"):
             self.heads["student"] = ProjectionHead(cfg.widths[0])
@@ -122,17 +135,21 @@ class Trainer:
             self.optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
         self.scaler = self.precision.grad_scaler(self.device)
         self.generator = torch.Generator().manual_seed(cfg.seed)
-        self.teacher = freeze(teacher.to(self.device)) if cfg.needs_teacher else None
+        self.teacher = freeze(teacher.to(self.device, memory_format=layout)) if cfg.needs_teacher else None
         self.teacher_id = teacher_id
         self.step = 0
-        self.history: dict[str, list[float]] = defaultdict(list)
+        self._history: dict[str, list[float]] = defaultdict(list)
+        self._pending: list[tuple[tuple[str, ...], torch.Tensor]] = []
         self.samples_per_second = float("nan")
+        self.augment = BatchAugment(cfg.flip, cfg.intensity, cfg.affine)
         self._cached: TeacherOutputs | None = None
         if cfg.spatial_dims == 2:
             self.bank = SliceBank.from_volumes(volumes, multiple=2 ** (len(cfg.widths) - 1))
             self._inputs = self.bank.channels(cfg.input_modalities)
             if self.teacher is not None and cfg.cache_teacher:
                 self._cached = self._teacher_cache(cache_dir)
+            self.feed = BatchFeed.build(self.bank, self._cached, self.device, cfg.placement,
+                                        bottleneck=cfg.method == "kdnet")
         else:
             self.crops = CropDataset(volumes, cfg.crop, samples=cfg.steps * cfg.batch_size, seed=cfg.seed)
             self._inputs = [cfg.modalities.index(m) for m in cfg.input_modalities]
@@ -157,27 +174,16 @@ class Trainer:
 
     # -- data ------------------------------------------------------------------------------------
     def _batch(self) -> dict[str, torch.Tensor]:
-        """The next batch (images of all modalities, labels, cached teacher outputs)."""
+        """The next batch on the device (images of all modalities, labels, cached teacher outputs), augmented."""
         cfg = self.cfg
         if cfg.spatial_dims == 3:
             items = [self.crops[self.step * cfg.batch_size + b] for b in range(cfg.batch_size)]
-            batch = {"images": torch.stack([i["image"] for i in items]),
-                     "labels": torch.stack([i["label"] for i in items])}
-            if cfg.flip:
-                flips = random_flips(self.generator, cfg.batch_size, 3)
-                batch = {k: apply_flips(v, flips) for k, v in batch.items()}
-            return batch
-        idx = torch.randint(len(self.bank), (cfg.batch_size,), generator=self.generator)
-        batch = {"images": self.bank.images[idx].float(), "labels": self.bank.labels[idx].long()}
-        if self._cached is not None:
-            batch["t_logits"] = self._cached.logits[idx].float()
-            batch["t_pooled"] = self._cached.pooled[idx]
-            if cfg.method == "kdnet":
-                batch["t_bottleneck"] = self._cached.bottleneck[idx].float()
-        if cfg.flip:
-            flips = random_flips(self.generator, cfg.batch_size, 2)
-            batch = {k: v if k == "t_pooled" else apply_flips(v, flips) for k, v in batch.items()}
-        return batch
+            batch = {"images": torch.stack([i["image"] for i in items]).to(self.device, non_blocking=True),
+                     "labels": torch.stack([i["label"] for i in items]).to(self.device, non_blocking=True)}
+        else:
+            idx = torch.randint(len(self.feed), (cfg.batch_size,), generator=self.generator)
+            batch = self.feed.draw(idx)
+        return self.augment(batch, self.generator)
 
     # -- one step --------------------------------------------------------------------------------
     def lr_at(self, step: int) -> float:
@@ -200,8 +206,10 @@ class Trainer:
         cfg = self.cfg
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         images, labels = batch["images"], batch["labels"]
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         with self.precision.autocast(self.device):
-            out = self.model.forward_all(images[:, self._inputs])
+            out = self._forward(images[:, self._inputs])
         terms = {"seg": segmentation_loss(out["logits"], labels)}
         if self.teacher is not None:
             t = self._teacher_outputs(batch, images)
@@ -224,8 +232,12 @@ class Trainer:
         terms["loss"] = total
         return terms
 
-    def train_step(self) -> dict[str, float]:
-        """One optimisation step; returns the loss terms as floats."""
+    def train_step(self) -> dict[str, torch.Tensor]:
+        """One optimisation step; returns the loss terms as detached tensors on the device.
+
+        Nothing here waits for the device: the terms are kept on it and read back in one transfer
+        when :attr:`history` is next read.
+        """
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(self.step)
         self.model.train()
@@ -236,11 +248,21 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.step += 1
-        values = {k: float(v.detach()) for k, v in terms.items()}
-        for k, v in values.items():
-            self.history[k].append(v)
-        self.history["lr"].append(self.optimizer.param_groups[0]["lr"])
+        values = {k: v.detach() for k, v in terms.items()}
+        self._pending.append((tuple(values), torch.stack([v.float() for v in values.values()])))
+        self._history["lr"].append(self.optimizer.param_groups[0]["lr"])
         return values
+
+    @property
+    def history(self) -> dict[str, list[float]]:
+        """Every loss term (and the learning rate) per step, as floats."""
+        if self._pending:
+            rows = torch.stack([t for _, t in self._pending]).cpu().tolist()
+            for (keys, _), row in zip(self._pending, rows):
+                for k, v in zip(keys, row):
+                    self._history[k].append(v)
+            self._pending.clear()
+        return self._history
 
     def fit(self, until: int | None = None, checkpoint: str | os.PathLike | None = None,
             checkpoint_every: int = 0) -> dict[str, list[float]]:
@@ -259,15 +281,18 @@ class Trainer:
         start, first = time.perf_counter(), self.step
         while self.step < until:
             values = self.train_step()
-            elapsed = time.perf_counter() - start
-            self.samples_per_second = (self.step - first) * self.cfg.batch_size / max(elapsed, 1e-9)
-            if self.progress and (self.step % 5 == 0 or self.step == until):
+            if self.progress and (self.step % 10 == 0 or self.step == until):
+                elapsed = time.perf_counter() - start
+                self.samples_per_second = (self.step - first) * self.cfg.batch_size / max(elapsed, 1e-9)
+                values = {k: float(v) for k, v in values.items()}  # waits for the device, every 10 steps
                 bar.set_postfix({k: f"{v:.3f}" for k, v in values.items() if k != "loss"}
                                 | {"loss": f"{values['loss']:.3f}", "img/s": f"{self.samples_per_second:.0f}"})
             bar.update(1)
             if checkpoint and checkpoint_every and self.step % checkpoint_every == 0 and self.step < until:
                 self.save(checkpoint)
         bar.close()
+        synchronize(self.device)
+        self.samples_per_second = (self.step - first) * self.cfg.batch_size / max(time.perf_counter() - start, 1e-9)
         if checkpoint:
             self.save(checkpoint)
         return dict(self.history)
@@ -311,7 +336,8 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.generator.set_state(state["generator"])
         self.step = int(state["step"])
-        self.history = defaultdict(list, {k: list(v) for k, v in state["history"].items()})
+        self._history = defaultdict(list, {k: list(v) for k, v in state["history"].items()})
+        self._pending.clear()
 
     def resume(self, path: str | os.PathLike) -> "Trainer":
         """Load a checkpoint written by this run's :meth:`save` (see :meth:`load_state`)."""

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 
 from pkd_lessons import DataError
-from pkd_lessons.batches import SliceBank, apply_flips, teacher_cache
+from pkd_lessons.augment import apply_flips
+from pkd_lessons.batches import SliceBank, teacher_cache
 from pkd_lessons.checkpoint import load_checkpoint
 from pkd_lessons.cli import main
 from pkd_lessons.config import METHODS, TrainConfig

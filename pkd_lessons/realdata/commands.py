@@ -59,18 +59,23 @@ def _report(report) -> int:
     return 0 if report.ok else 1
 
 
+def _checker_options(parser: argparse.ArgumentParser, unlabelled: str) -> argparse.ArgumentParser:
+    """The options both checkers share."""
+    parser.add_argument("path", help="the folder or archive as downloaded")
+    parser.add_argument("--no-labels", action="store_true", help=f"{unlabelled}: no label expected")
+    parser.add_argument("--deep", action="store_true", help="also read every image (finite, not all zero; slow)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
 def check_brats_main(argv: Sequence[str] | None = None) -> int:
     """``check_brats.py PATH [--year 2021] [--no-labels] [--deep]``."""
     parser = argparse.ArgumentParser(
         prog="check_brats.py",
         description="Check a BraTS download (folder, .zip or .tar) case by case: the four modalities and the "
                     "label present, one grid per case, label values of that year. Writes nothing.")
-    parser.add_argument("path", help="the folder or archive as downloaded")
     parser.add_argument("--year", type=int, default=2021, help="BraTS edition, 2017-2021 or 2023 (default 2021)")
-    parser.add_argument("--no-labels", action="store_true", help="a validation set: no label expected")
-    parser.add_argument("--deep", action="store_true", help="also read every image (finite, not all zero; slow)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
+    args = _checker_options(parser, "a validation set").parse_args(argv)
     return _guard(parser.prog, lambda: _report(
         check_brats(args.path, args.year, not args.no_labels, args.deep, not args.quiet)))
 
@@ -81,12 +86,8 @@ def check_myops_main(argv: Sequence[str] | None = None) -> int:
         prog="check_myops.py",
         description="Check a MyoPS 2020 or MS-CMRSeg 2019 download (folder, .zip or .tar) case by case: bSSFP (C0), "
                     f"LGE (DE) and T2 present, labels and their values, grids. Writes nothing. {NOT_COREGISTERED}.")
-    parser.add_argument("path", help="the folder or archive as downloaded")
     parser.add_argument("--dataset", choices=("myops", "mscmrseg"), default="myops", help="default: myops")
-    parser.add_argument("--no-labels", action="store_true", help="a test set: no label expected")
-    parser.add_argument("--deep", action="store_true", help="also read every image (finite, not all zero)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = parser.parse_args(argv)
+    args = _checker_options(parser, "a test set").parse_args(argv)
     return _guard(parser.prog, lambda: _report(
         check_myops(args.path, args.dataset, not args.no_labels, args.deep, not args.quiet)))
 

@@ -1,0 +1,114 @@
+"""Augmentation of a whole batch at once, on the device the batch is on.
+
+MONAI's random transforms (``RandFlip``, ``RandAffine``, ``RandScaleIntensity``...) work on one
+sample at a time with their own random state; applied in a Python loop over a GPU batch they launch
+several small kernels per sample, and they know nothing of the teacher's cached outputs, which must
+move with the image. So the three augmentations the trainer uses are written here for a batch:
+
+* flips along each spatial axis (``flip``), without a host synchronisation;
+* intensity scale and shift per sample and channel (``intensity``), on foreground voxels only;
+* a small rotation and isotropic scaling (``affine``), one ``grid_sample`` for the batch: bilinear
+  for images and teacher outputs, nearest for labels.
+
+Every random number is drawn on the CPU from the trainer's generator and moved to the device (a few
+bytes): the same seed gives the same augmentation on any device, and a resumed run continues the
+same random sequence. A draw is made only for an enabled augmentation, so turning one off leaves
+the others' sequence unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+def random_flips(generator: torch.Generator, batch: int, axes: int = 2) -> torch.Tensor:
+    """``(batch, axes)`` booleans: whether to flip each sample along each spatial axis."""
+    return torch.rand((batch, axes), generator=generator) < 0.5
+
+
+def apply_flips(x: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
+    """Flip each sample of ``x`` (``(B, ..., *S)``, last ``flips.shape[1]`` axes spatial) as ``flips`` says.
+
+    ``torch.where`` over the flipped and unflipped batch, rather than indexing the samples to flip,
+    so that a GPU never waits for the host to learn how many there are.
+    """
+    flips = flips.to(x.device, non_blocking=True)
+    n_axes = flips.shape[1]
+    for axis in range(n_axes):
+        dim = x.ndim - n_axes + axis
+        sel = flips[:, axis].view(-1, *([1] * (x.ndim - 1)))
+        x = torch.where(sel, x.flip(dim), x)
+    return x
+
+
+def random_thetas(generator: torch.Generator, batch: int, degrees: float) -> torch.Tensor:
+    """``(batch, 2, 3)`` affine matrices: rotation in ``±degrees``, scale in ``1 ± degrees/100``."""
+    u = torch.rand((batch, 2), generator=generator) * 2 - 1
+    angle, scale = u[:, 0] * math.radians(degrees), 1 + u[:, 1] * degrees / 100
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    zeros = torch.zeros_like(cos)
+    return torch.stack([torch.stack([cos, -sin, zeros], 1), torch.stack([sin, cos, zeros], 1)], 1)
+
+
+def apply_affine(x: torch.Tensor, theta: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
+    """Resample ``(B, C, H, W)`` with per-sample matrices ``theta`` (zeros outside, as the background)."""
+    theta = theta.to(x.device, non_blocking=True)
+    grid = F.affine_grid(theta.to(torch.float32), list(x.shape), align_corners=False)
+    out = F.grid_sample(x.float(), grid, mode=mode, padding_mode="zeros", align_corners=False)
+    return out.to(x.dtype)
+
+
+@dataclass(frozen=True)
+class BatchAugment:
+    """The trainer's augmentation settings.
+
+    Attributes:
+        flip: random flips along every in-plane axis.
+        intensity: half-width of the per-channel intensity scale (``1 ± intensity``) and shift
+            (``± intensity``, in z-score units); 0 turns it off.
+        affine: largest rotation in degrees (scale ``1 ± affine/100``); 0 turns it off.
+    """
+
+    flip: bool = True
+    intensity: float = 0.0
+    affine: float = 0.0
+
+    def __call__(self, batch: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Augment a training batch.
+
+        Args:
+            batch: ``images`` ``(B, C, *S)``, ``labels`` ``(B, *S)`` and optionally the teacher's
+                cached ``t_logits`` ``(B, K, *S)``, ``t_bottleneck`` (any spatial size) and
+                ``t_pooled`` (not spatial; left as it is).
+            generator: CPU generator for the random draws.
+
+        Returns:
+            A new dict; spatial entries flipped/resampled together, images rescaled.
+        """
+        out = dict(batch)
+        images = out["images"]
+        b, c, spatial = images.shape[0], images.shape[1], images.ndim - 2
+        spatial_keys = [k for k in ("images", "labels", "t_logits", "t_bottleneck") if k in out]
+        if self.flip:
+            flips = random_flips(generator, b, spatial)
+            for k in spatial_keys:
+                out[k] = apply_flips(out[k], flips)
+        if self.intensity > 0:
+            u = torch.rand((2, b, c), generator=generator) * 2 - 1
+            u = u.to(images.device, non_blocking=True).view(2, b, c, *([1] * spatial))
+            x = out["images"]
+            out["images"] = torch.where(x != 0, x * (1 + self.intensity * u[0]) + self.intensity * u[1], x)
+        if self.affine > 0:
+            if spatial != 2:
+                raise ValueError("the affine augmentation is implemented for 2D slices")
+            theta = random_thetas(generator, b, self.affine)
+            for k in spatial_keys:
+                if k == "labels":
+                    out[k] = apply_affine(out[k][:, None].float(), theta, "nearest")[:, 0].to(out[k].dtype)
+                else:
+                    out[k] = apply_affine(out[k], theta)
+        return out

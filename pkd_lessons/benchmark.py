@@ -1,0 +1,200 @@
+"""How fast the trainer runs, and how much of that the input pipeline costs.
+
+For each method it measures, in slices per second:
+
+(a) **model step**: forward, losses, backward and optimiser step on one batch that is already on
+    the device, repeated: what the network and its losses alone allow;
+(b) **training step**: :meth:`Trainer.train_step` as training runs it: drawing the batch from the
+    placed slices, augmenting it on the device, the learning-rate schedule and the loss bookkeeping.
+
+The ratio (b)/(a) is the share of the achievable speed the pipeline keeps (1.0: the pipeline is
+free). For distilled students the overhead over the baseline student is reported too. Timings
+synchronise the device before reading the clock, follow warm-up steps (which also absorb
+``torch.compile``'s tracing when it is on), and are repeated alternately, (a), (b), (a), (b)...,
+keeping the fastest of each, as ``timeit`` does: other load on the machine only ever slows a run
+down, so the minimum is the least disturbed estimate.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import resource
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from pkd_lessons.atomic import atomic_file
+from pkd_lessons.config import TrainConfig
+from pkd_lessons.data import find_cases, load_cases
+from pkd_lessons.data.volumes import CaseVolume
+from pkd_lessons.device import describe_device, pick_device, synchronize
+from pkd_lessons.train import Trainer, build_model, freeze
+
+
+def resize_volume(volume: CaseVolume, size: int) -> CaseVolume:
+    """The volume resampled in-plane to ``size`` x ``size`` (bilinear images, nearest labels and mask)."""
+    def planes(a: np.ndarray, mode: str) -> np.ndarray:
+        t = torch.from_numpy(np.ascontiguousarray(a)).float()                 # (C, X, Y, Z)
+        t = F.interpolate(t.permute(3, 0, 1, 2), size=(size, size), mode=mode,
+                          **({"align_corners": False} if mode == "bilinear" else {}))
+        return t.permute(1, 2, 3, 0).numpy()
+
+    def classes(a: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None else planes(a[None], "nearest")[0].astype(np.uint8)
+
+    return CaseVolume(volume.case_id, volume.modalities, planes(volume.image, "bilinear").astype(np.float32),
+                      classes(volume.label), classes(volume.truth), planes(volume.mask[None], "nearest")[0] > 0.5,
+                      volume.affine, volume.convention)
+
+
+def _timed(step, device: torch.device, warmup: int, steps: int) -> float:
+    """Seconds per call of ``step`` after ``warmup`` calls (the device synchronised around the timing)."""
+    for _ in range(warmup):
+        step()
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    synchronize(device)
+    return (time.perf_counter() - start) / steps
+
+
+def _model_step(trainer: Trainer, batch: dict[str, torch.Tensor]):
+    """One optimisation step on a fixed batch already on the device: the pipeline left out."""
+    def step() -> None:
+        trainer.model.train()
+        trainer.heads.train()
+        loss = trainer.losses(batch)["loss"]
+        trainer.optimizer.zero_grad(set_to_none=True)
+        trainer.scaler.scale(loss).backward()
+        trainer.scaler.step(trainer.optimizer)
+        trainer.scaler.update()
+    return step
+
+
+def _peak_memory(device: torch.device) -> dict[str, float]:
+    if device.type == "cuda":
+        return {"peak_device_memory_mb": torch.cuda.max_memory_allocated(device) / 2**20}
+    # ru_maxrss is in KiB on Linux: the process's peak, including everything before this method.
+    return {"peak_host_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def benchmark(methods: Sequence[str] = ("teacher", "baseline", "pkl"), data: str | Path | None = None,
+              cases: int = 4, size: int | None = None, batch_size: int = 16,
+              widths: Sequence[int] = (16, 32, 64, 128), steps: int = 10, warmup: int = 2, repeats: int = 3,
+              device: str = "auto",
+              amp: str = "auto", placement: str = "auto", compile: bool = False, channels_last: bool = True,
+              intensity: float = 0.1, affine: float = 10.0, seed: int = 0, progress: bool = True) -> dict:
+    """Measure the model step and the training step of each method.
+
+    Args:
+        methods: methods to time (distilled ones use a frozen, untrained teacher: speed does not
+            depend on the weights; the teacher's outputs are cached as in training).
+        data: a data folder; None generates ``cases`` brain phantoms in a temporary folder.
+        cases: how many cases to use.
+        size: resample slices in-plane to ``size`` x ``size`` (None: the data's own size).
+        batch_size: slices per step.
+        widths: U-Net widths.
+        steps: timed steps per measurement.
+        warmup: untimed steps before each measurement.
+        repeats: measurements of each of (a) and (b), alternating; the fastest counts.
+        device: ``"auto"`` or a device name.
+        amp: precision request (see :func:`~pkd_lessons.precision.choose_precision`).
+        placement: where the slices live (see :mod:`pkd_lessons.feed`).
+        compile: ``torch.compile`` the networks.
+        channels_last: channels-last layout on CUDA.
+        intensity: intensity augmentation of the timed training step.
+        affine: affine augmentation (degrees) of the timed training step.
+        seed: seed.
+        progress: progress bar over the methods.
+
+    Returns:
+        A JSON-ready dict: the environment, the sizes and, per method, slices/s of (a) and (b), their
+        ratio, the overhead over the baseline, the placement and the peak memory.
+    """
+    dev = pick_device(device)
+    with tempfile.TemporaryDirectory(prefix="pkd-benchmark-") as tmp:
+        if data is None:
+            from pkd_lessons.phantoms import make_phantoms
+
+            data = make_phantoms("brain", Path(tmp) / "brain", cases=cases, seed=seed, progress=False)
+        volumes = load_cases(find_cases(data)[:cases], progress=False)
+    if size is not None:
+        volumes = [resize_volume(v, size) for v in volumes]
+    base = {"modalities": volumes[0].modalities, "num_classes": volumes[0].convention.num_classes,
+            "widths": tuple(widths), "batch_size": batch_size, "steps": 2 * repeats * (warmup + steps) + 2, "amp": amp,
+            "placement": placement, "compile": compile, "channels_last": channels_last, "seed": seed,
+            "intensity": intensity, "affine": affine}
+    if volumes[0].convention.name == "myops":
+        base["modality"] = "lge"
+    teacher = freeze(build_model(TrainConfig(method="teacher", **base))) if set(methods) - {"teacher", "baseline"} \
+        else None
+    results, sizes = {}, {}
+    for method in tqdm(methods, desc="benchmark", unit="method", disable=not progress):
+        cfg = TrainConfig(method=method, **base)
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats(dev)
+        trainer = Trainer(cfg, volumes, teacher if cfg.needs_teacher else None, device=dev, progress=False)
+        fixed = trainer._batch()
+        model_s = train_s = float("inf")
+        for _ in range(repeats):
+            model_s = min(model_s, _timed(_model_step(trainer, fixed), dev, warmup, steps))
+            train_s = min(train_s, _timed(trainer.train_step, dev, warmup, steps))
+        trainer.history  # noqa: B018 (reads the losses back, so that they were really computed)
+        results[method] = {
+            "model_step_slices_per_s": batch_size / model_s,
+            "train_step_slices_per_s": batch_size / train_s,
+            "ratio": model_s / train_s,
+            "placement": trainer.feed.placement,
+            "resident_data_mb": trainer.feed.nbytes / 2**20,
+            **_peak_memory(dev),
+        }
+        sizes = {"slice": list(trainer.bank.images.shape[2:]), "slices": len(trainer.bank),
+                 "dtype": trainer.precision.name, "channels_last": trainer.channels_last}
+    if "baseline" in results:
+        ref = results["baseline"]["train_step_slices_per_s"]
+        for method, r in results.items():
+            if method not in ("teacher", "baseline"):
+                r["overhead_vs_baseline"] = ref / r["train_step_slices_per_s"] - 1
+    return {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "device": describe_device(dev), "device_type": dev.type, "torch": torch.__version__,
+        "python": platform.python_version(), "cpu_threads": torch.get_num_threads(),
+        "cases": len(volumes), "batch_size": batch_size, "widths": list(widths), "steps": steps,
+        "warmup": warmup, "repeats": repeats, "compile": compile, "augment": {"flip": True, "intensity": intensity, "affine": affine},
+        **sizes, "results": results,
+    }
+
+
+def to_markdown(report: dict) -> str:
+    """The benchmark as a Markdown table with a header line naming the device and sizes."""
+    lines = [f"{report['device']}, {report['dtype']}, slices {report['slice'][0]}x{report['slice'][1]}, "
+             f"batch {report['batch_size']}, widths {'/'.join(map(str, report['widths']))}, "
+             f"channels-last {'on' if report['channels_last'] else 'off'}, "
+             f"compile {'on' if report['compile'] else 'off'}, torch {report['torch']}, {report['date'][:10]}",
+             "",
+             "| method | (a) model step, slices/s | (b) training step, slices/s | (b)/(a) | vs baseline | data on | peak memory |",
+             "|---|---|---|---|---|---|---|"]
+    for method, r in report["results"].items():
+        memory = r.get("peak_device_memory_mb")
+        memory = f"{memory:.0f} MB (device)" if memory is not None else f"{r['peak_host_memory_mb']:.0f} MB (process)"
+        overhead = f"{100 * r['overhead_vs_baseline']:+.0f} %" if "overhead_vs_baseline" in r else "-"
+        lines.append(f"| {method} | {r['model_step_slices_per_s']:.1f} | {r['train_step_slices_per_s']:.1f} | "
+                     f"{r['ratio']:.2f} | {overhead} | {r['placement']} | {memory} |")
+    return "\n".join(lines)
+
+
+def save_report(report: dict, path: str | Path) -> Path:
+    """Write the report as JSON, atomically."""
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(report, indent=1))
+    return Path(path)

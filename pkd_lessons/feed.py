@@ -1,0 +1,123 @@
+"""Keep the accelerator fed: where the training tensors live and how a batch reaches the device.
+
+A training step on a GPU takes a few milliseconds; assembling its batch on the CPU and copying it
+synchronously can take longer than that, and then the GPU waits. So the stacked training slices
+(:class:`~pkd_lessons.batches.SliceBank`, ``float16`` images, ``uint8`` labels) and the teacher's
+cached outputs are placed once:
+
+* ``"device"``: on the compute device, when they fit in a fraction of its free memory (always on
+  the CPU); a batch is then one ``index_select`` per tensor, no copy at all;
+* ``"pinned"``: in page-locked host memory otherwise (e.g. real BraTS at 1 mm); a batch is gathered
+  into a pinned buffer and copied with ``non_blocking=True``, so the copy overlaps the previous
+  step's kernels. PyTorch's caching host allocator keeps a buffer alive until its copy is done.
+
+Batches are stored in the compact dtypes and converted to ``float32`` / ``int64`` on the device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from pkd_lessons.batches import SliceBank, TeacherOutputs
+
+PLACEMENTS = ("auto", "device", "pinned")
+#: Compute dtype of each entry, after the transfer.
+COMPUTE_DTYPES = {"images": torch.float32, "labels": torch.int64, "t_logits": torch.float32,
+                  "t_pooled": torch.float32, "t_bottleneck": torch.float32}
+
+
+def choose_placement(nbytes: int, device: torch.device, request: str = "auto", headroom: float = 0.5,
+                     free_bytes: int | None = None) -> str:
+    """Where the training tensors go.
+
+    Args:
+        nbytes: their total size.
+        device: the compute device.
+        request: ``"auto"``, ``"device"`` or ``"pinned"``.
+        headroom: ``auto`` puts them on a GPU only if they take at most this fraction of its free
+            memory (the rest is for the networks' activations).
+        free_bytes: free device memory (for tests; queried from CUDA otherwise).
+
+    Returns:
+        ``"device"`` or ``"pinned"``.
+
+    Raises:
+        ValueError: unknown request, or ``"pinned"`` for a device that has no separate memory.
+    """
+    if request not in PLACEMENTS:
+        raise ValueError(f"placement must be one of {PLACEMENTS}, got {request!r}")
+    if device.type != "cuda":
+        if request == "pinned":
+            raise ValueError(f"placement 'pinned' needs a CUDA device; on {device.type} the data stay in memory")
+        return "device"
+    if request != "auto":
+        return request
+    if free_bytes is None:
+        free_bytes, _ = torch.cuda.mem_get_info(device)
+    return "device" if nbytes <= headroom * free_bytes else "pinned"
+
+
+@dataclass
+class BatchFeed:
+    """The training tensors, placed for one device; :meth:`draw` returns a batch on that device.
+
+    Attributes:
+        tensors: name -> ``(N, ...)`` tensor (``images``, ``labels``, optionally ``t_logits``,
+            ``t_pooled``, ``t_bottleneck``), in storage dtypes.
+        device: the compute device.
+        placement: ``"device"`` or ``"pinned"``.
+    """
+
+    tensors: dict[str, torch.Tensor]
+    device: torch.device
+    placement: str
+
+    @classmethod
+    def build(cls, bank: SliceBank, cached: TeacherOutputs | None, device: torch.device,
+              placement: str = "auto", bottleneck: bool = False, free_bytes: int | None = None) -> "BatchFeed":
+        """Place a slice bank (and the teacher's cached outputs) for ``device``.
+
+        Args:
+            bank: the training slices.
+            cached: the teacher's outputs for them, or None.
+            device: compute device.
+            placement: see :func:`choose_placement`.
+            bottleneck: keep the teacher's bottleneck features (KD-Net).
+            free_bytes: free device memory (tests).
+        """
+        tensors = {"images": bank.images, "labels": bank.labels}
+        if cached is not None:
+            tensors |= {"t_logits": cached.logits, "t_pooled": cached.pooled}
+            if bottleneck:
+                tensors["t_bottleneck"] = cached.bottleneck
+        nbytes = sum(t.numel() * t.element_size() for t in tensors.values())
+        where = choose_placement(nbytes, device, placement, free_bytes=free_bytes)
+        if where == "device":
+            tensors = {k: v.to(device) for k, v in tensors.items()}
+        else:
+            tensors = {k: v.pin_memory() for k, v in tensors.items()}
+        return cls(tensors, device, where)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held (on the device or pinned)."""
+        return sum(t.numel() * t.element_size() for t in self.tensors.values())
+
+    def __len__(self) -> int:
+        return len(self.tensors["images"])
+
+    def draw(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The samples ``index`` (a CPU ``int64`` tensor) as a batch on the device, in compute dtypes."""
+        out = {}
+        if self.placement == "device":
+            index = index.to(self.device, non_blocking=True)
+            for k, v in self.tensors.items():
+                out[k] = v.index_select(0, index).to(COMPUTE_DTYPES[k])
+        else:
+            for k, v in self.tensors.items():
+                staging = torch.empty((len(index), *v.shape[1:]), dtype=v.dtype, pin_memory=True)
+                torch.index_select(v, 0, index, out=staging)
+                out[k] = staging.to(self.device, non_blocking=True).to(COMPUTE_DTYPES[k])
+        return out
