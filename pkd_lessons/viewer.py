@@ -98,6 +98,22 @@ def png_bytes(rgb: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def _check_volume(volume: CaseVolume) -> None:
+    """Refuse what the viewer cannot show, naming the problem (rather than failing deep in rendering)."""
+    if not isinstance(volume, CaseVolume):
+        raise TypeError(f"volume must be a CaseVolume (from pkd_lessons.data.load_case), "
+                        f"got {type(volume).__name__}")
+    shape = np.shape(volume.image)
+    if len(shape) != 4 or shape[0] != len(volume.modalities):
+        raise ValueError(f"volume {volume.case_id!r}: image must be 4-D (modality, X, Y, Z) with one channel "
+                         f"per modality {tuple(volume.modalities)}, got shape {shape}")
+    for name in ("mask", "truth", "label"):
+        array = getattr(volume, name)
+        if array is not None and np.shape(array) != shape[1:]:
+            raise ValueError(f"volume {volume.case_id!r}: {name} has shape {np.shape(array)}, "
+                             f"the image {shape[1:]}")
+
+
 class SliceViewer(widgets.VBox):
     """Interactive viewer of a case with truth, teacher and student overlays.
 
@@ -109,11 +125,14 @@ class SliceViewer(widgets.VBox):
         zoom: display upscaling.
 
     Raises:
-        ValueError: a prediction whose shape differs from the volume's.
+        TypeError: ``volume`` is not a :class:`~pkd_lessons.data.volumes.CaseVolume`.
+        ValueError: a volume whose image is not 4-D (one channel per modality), whose mask, truth or label
+            does not match its image, or a prediction whose shape differs from the volume's.
     """
 
     def __init__(self, volume: CaseVolume, predictions: Mapping[str, np.ndarray] | None = None,
                  index: int | None = None, zoom: int = 3) -> None:
+        _check_volume(volume)
         predictions = {k: np.asarray(v) for k, v in (predictions or {}).items()}
         for name, p in predictions.items():
             if p.shape != volume.shape:
@@ -139,6 +158,9 @@ class SliceViewer(widgets.VBox):
         super().__init__([widgets.HBox([self.slice, self.modality]), self.overlay,
                           widgets.HBox([self.alpha, self.difference]), self.image, self.legend])
         self._update()
+        # At its own pixel size: a box stretches its children to the output's width, which would blow
+        # the picture up to a blurred page-high image.
+        self.image.layout.width = f"{self.current().shape[1]}px"
 
     def current(self) -> np.ndarray:
         """The RGB image of the current view."""

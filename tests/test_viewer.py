@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 
 import numpy as np
 import pytest
@@ -60,6 +61,20 @@ def test_static_fallback_in_the_display_bundle(case, predictions):
 def test_wrong_shape_refused(case):
     with pytest.raises(ValueError, match=r"prediction 'student' has shape \(3, 3, 3\)"):
         SliceViewer(case, {"student": np.zeros((3, 3, 3), np.uint8)})
+
+
+def test_wrong_volume_refused(case):
+    with pytest.raises(TypeError, match="volume must be a CaseVolume.*got ndarray"):
+        SliceViewer(case.image)
+    flat = dataclasses.replace(case, image=case.image[0])
+    with pytest.raises(ValueError, match=r"image must be 4-D \(modality, X, Y, Z\).*got shape \(\d+, \d+, \d+\)"):
+        SliceViewer(flat)
+    one_channel = dataclasses.replace(case, image=case.image[:1])
+    with pytest.raises(ValueError, match="one channel per modality"):
+        SliceViewer(one_channel)
+    small_mask = dataclasses.replace(case, mask=case.mask[:-1])
+    with pytest.raises(ValueError, match="mask has shape"):
+        SliceViewer(small_mask)
 
 
 def test_bad_view_arguments(case, predictions):
