@@ -12,6 +12,8 @@ cached outputs are placed once:
   step's kernels. PyTorch's caching host allocator keeps a buffer alive until its copy is done.
 
 Batches are stored in the compact dtypes and converted to ``float32`` / ``int64`` on the device.
+For 3D training, :class:`CropFeed` does the same with whole volumes and cuts each crop on the
+device.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from pkd_lessons.batches import SliceBank, TeacherOutputs
+from pkd_lessons.data.datasets import CropDataset
 
 PLACEMENTS = ("auto", "device", "pinned")
 #: Compute dtype of each entry, after the transfer.
@@ -116,8 +120,73 @@ class BatchFeed:
             for k, v in self.tensors.items():
                 out[k] = v.index_select(0, index).to(COMPUTE_DTYPES[k])
         else:
+            pin = self.device.type == "cuda"  # (unpinned only where no GPU exists: the logic's tests)
             for k, v in self.tensors.items():
-                staging = torch.empty((len(index), *v.shape[1:]), dtype=v.dtype, pin_memory=True)
+                staging = torch.empty((len(index), *v.shape[1:]), dtype=v.dtype, pin_memory=pin)
                 torch.index_select(v, 0, index, out=staging)
                 out[k] = staging.to(self.device, non_blocking=True).to(COMPUTE_DTYPES[k])
         return out
+
+
+@dataclass
+class CropFeed:
+    """3D training: the whole training volumes placed for the device; crops cut there.
+
+    The crop positions are :class:`~pkd_lessons.data.datasets.CropDataset`'s (same seed, same crops);
+    the crops differ from it only by the ``float16`` storage of the images.
+
+    Attributes:
+        crops: where the crops are.
+        images: per case ``(C, X, Y, Z)`` ``float16``.
+        labels: per case ``(X, Y, Z)`` ``uint8``.
+        device: the compute device.
+        placement: ``"device"`` or ``"pinned"``.
+    """
+
+    crops: CropDataset
+    images: list[torch.Tensor]
+    labels: list[torch.Tensor]
+    device: torch.device
+    placement: str
+
+    @classmethod
+    def build(cls, crops: CropDataset, device: torch.device, placement: str = "auto",
+              free_bytes: int | None = None) -> "CropFeed":
+        """Place the volumes of ``crops`` (see :func:`choose_placement`).
+
+        Raises:
+            ValueError: a volume without its label.
+        """
+        if any(v.label is None for v in crops.volumes):
+            raise ValueError("training needs labels; case(s) without: "
+                             + ", ".join(v.case_id for v in crops.volumes if v.label is None))
+        images = [torch.from_numpy(v.image[ch]).half() for v, ch in zip(crops.volumes, crops.channels)]
+        labels = [torch.from_numpy(v.label) for v in crops.volumes]
+        nbytes = sum(t.numel() * t.element_size() for t in images + labels)
+        where = choose_placement(nbytes, device, placement, free_bytes=free_bytes)
+        move = (lambda t: t.to(device)) if where == "device" else (lambda t: t.pin_memory())
+        return cls(crops, [move(t) for t in images], [move(t) for t in labels], device, where)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held (on the device or pinned)."""
+        return sum(t.numel() * t.element_size() for t in self.images + self.labels)
+
+    def _cut(self, item: int) -> tuple[torch.Tensor, torch.Tensor]:
+        i, start = self.crops.crop_start(item)
+        where = tuple(slice(s, s + n) for s, n in zip(start, self.crops.size))
+        image, label = self.images[i][(slice(None), *where)], self.labels[i][where]
+        short = [n - d for n, d in zip(self.crops.size, label.shape)]
+        if any(short):  # zero padding split evenly before and after, as MONAI's SpatialPad does
+            pad = [p for d in reversed(short) for p in (d // 2, d - d // 2)]
+            image, label = F.pad(image, pad), F.pad(label, pad)
+        return image, label
+
+    def draw(self, items: range) -> dict[str, torch.Tensor]:
+        """Crops ``items`` of the crop sequence as a batch on the device, in compute dtypes."""
+        images, labels = zip(*(self._cut(k) for k in items))
+        images, labels = torch.stack(images), torch.stack(labels)
+        if self.placement == "pinned":
+            images = images.pin_memory().to(self.device, non_blocking=True)
+            labels = labels.pin_memory().to(self.device, non_blocking=True)
+        return {"images": images.float(), "labels": labels.long()}

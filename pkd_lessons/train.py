@@ -48,7 +48,7 @@ from pkd_lessons.data.datasets import CropDataset
 from pkd_lessons.data.volumes import CaseVolume
 from pkd_lessons.device import pick_device, synchronize
 from pkd_lessons.errors import DataError
-from pkd_lessons.feed import BatchFeed
+from pkd_lessons.feed import BatchFeed, CropFeed
 from pkd_lessons.losses import (
     contrastive_kd_loss,
     feature_kl_loss,
@@ -152,6 +152,7 @@ class Trainer:
                                         bottleneck=cfg.method == "kdnet")
         else:
             self.crops = CropDataset(volumes, cfg.crop, samples=cfg.steps * cfg.batch_size, seed=cfg.seed)
+            self.feed = CropFeed.build(self.crops, self.device, cfg.placement)
             self._inputs = [cfg.modalities.index(m) for m in cfg.input_modalities]
 
     def _teacher_cache(self, cache_dir: str | os.PathLike | None) -> TeacherOutputs:
@@ -177,9 +178,7 @@ class Trainer:
         """The next batch on the device (images of all modalities, labels, cached teacher outputs), augmented."""
         cfg = self.cfg
         if cfg.spatial_dims == 3:
-            items = [self.crops[self.step * cfg.batch_size + b] for b in range(cfg.batch_size)]
-            batch = {"images": torch.stack([i["image"] for i in items]).to(self.device, non_blocking=True),
-                     "labels": torch.stack([i["label"] for i in items]).to(self.device, non_blocking=True)}
+            batch = self.feed.draw(range(self.step * cfg.batch_size, (self.step + 1) * cfg.batch_size))
         else:
             idx = torch.randint(len(self.feed), (cfg.batch_size,), generator=self.generator)
             batch = self.feed.draw(idx)

@@ -13,8 +13,8 @@ from pkd_lessons.batches import SliceBank, TeacherOutputs
 from pkd_lessons.benchmark import benchmark, resize_volume, to_markdown
 from pkd_lessons.cli import main
 from pkd_lessons.config import TrainConfig
-from pkd_lessons.data import find_cases, load_cases
-from pkd_lessons.feed import BatchFeed, choose_placement
+from pkd_lessons.data import CropDataset, find_cases, load_cases
+from pkd_lessons.feed import BatchFeed, CropFeed, choose_placement
 from pkd_lessons.precision import Precision
 from pkd_lessons.train import Trainer
 
@@ -64,6 +64,15 @@ def test_device_resident_feed_serves_compute_dtypes(bank):
     assert torch.equal(batch["t_logits"], cached.logits[idx].float())
     assert torch.equal(batch["t_bottleneck"], cached.bottleneck[idx].float())
     assert "t_bottleneck" not in BatchFeed.build(bank, cached, CPU).draw(idx)
+
+
+def test_staged_gather_equals_resident_gather(bank):
+    """The pinned path's gather-into-a-staging-buffer logic, on the CPU (unpinned there)."""
+    cached, idx = fake_teacher(bank), torch.tensor([5, 1, 2, 5])
+    resident = BatchFeed.build(bank, cached, CPU, bottleneck=True)
+    staged = BatchFeed(resident.tensors, CPU, "pinned")
+    a, b = resident.draw(idx), staged.draw(idx)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) and a[k].dtype == b[k].dtype for k in a)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="pinned memory needs a CUDA device")
@@ -196,3 +205,16 @@ def test_benchmark_command_writes_json(brain_set, tmp_path, capsys):
     report = json.loads(out.read_text())
     assert report["slice"] == [48, 48] and list(report["results"]) == ["baseline"]
     assert "written:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("size", [(32, 40, 24), (48, 48, 200)], ids=["inside", "padded"])
+def test_crop_feed_cuts_the_crop_dataset_crops(volumes, size):
+    crops = CropDataset(volumes, size, samples=6, seed=4)
+    feed = CropFeed.build(crops, CPU)
+    assert feed.placement == "device" and feed.nbytes > 0
+    batch = feed.draw(range(2, 6))
+    assert batch["images"].shape == (4, 4, *size) and batch["labels"].dtype == torch.int64
+    for row, item in enumerate(range(2, 6)):
+        reference = crops[item]
+        assert torch.equal(batch["images"][row], reference["image"].half().float())
+        assert torch.equal(batch["labels"][row], reference["label"])

@@ -107,7 +107,8 @@ class CropDataset(Dataset):
     def __len__(self) -> int:
         return self.samples
 
-    def __getitem__(self, item: int) -> dict:
+    def crop_start(self, item: int) -> tuple[int, tuple[int, int, int]]:
+        """Which case item ``item`` cuts from, and the crop's first voxel."""
         i = item % len(self.volumes)
         v = self.volumes[i]
         rng = np.random.default_rng([self.seed, item])
@@ -117,6 +118,11 @@ class CropDataset(Dataset):
             free = max(int(hi[a] - lo[a]) - self.size[a], 0)
             first = int(lo[a]) + int(rng.integers(free + 1))
             start.append(min(first, max(v.shape[a] - self.size[a], 0)))
+        return i, tuple(start)
+
+    def __getitem__(self, item: int) -> dict:
+        i, start = self.crop_start(item)
+        v = self.volumes[i]
         crop = SpatialCrop(roi_start=start, roi_end=[s + n for s, n in zip(start, self.size)])
         # MONAI's crop and pad return MetaTensors; plain tensors keep the batches light.
         cut = lambda a: self.pad(crop(torch.from_numpy(np.ascontiguousarray(a)))).as_subclass(torch.Tensor)
