@@ -17,6 +17,7 @@ down, so the minimum is the least disturbed estimate.
 
 from __future__ import annotations
 
+import gc
 import json
 import platform
 import resource
@@ -140,6 +141,8 @@ def benchmark(methods: Sequence[str] = ("teacher", "baseline", "pkl"), data: str
     results, sizes = {}, {}
     for method in tqdm(methods, desc="benchmark", unit="method", disable=not progress):
         cfg = TrainConfig(method=method, **base)
+        trainer = fixed = None  # free the previous method's networks and data before placing the next
+        gc.collect()
         if dev.type == "cuda":
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(dev)

@@ -10,6 +10,8 @@ cached outputs are placed once:
 * ``"pinned"``: in page-locked host memory otherwise (e.g. real BraTS at 1 mm); a batch is gathered
   into a pinned buffer and copied with ``non_blocking=True``, so the copy overlaps the previous
   step's kernels. PyTorch's caching host allocator keeps a buffer alive until its copy is done.
+  It also rounds each pinned block up to a power of two, so pinned data may take up to twice
+  their size in host memory; the trainer keeps no second, pageable copy.
 
 Batches are stored in the compact dtypes and converted to ``float32`` / ``int64`` on the device.
 For 3D training, :class:`CropFeed` does the same with whole volumes and cuts each crop on the

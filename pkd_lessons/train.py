@@ -129,10 +129,13 @@ class Trainer:
             self.heads["teacher"] = ProjectionHead(cfg.widths[0])
         self.heads.to(self.device)
         params = list(self.model.parameters()) + list(self.heads.parameters())
+        # Fused optimisers on CUDA: one kernel per step, and with an fp16 GradScaler they check for
+        # inf/NaN on the device instead of reading the result back to the host every step.
+        fused = {"fused": True} if self.device.type == "cuda" else {}
         if cfg.optimizer == "adam":
-            self.optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+            self.optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
         else:
-            self.optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+            self.optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay, **fused)
         self.scaler = self.precision.grad_scaler(self.device)
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.teacher = freeze(teacher.to(self.device, memory_format=layout)) if cfg.needs_teacher else None
@@ -150,6 +153,11 @@ class Trainer:
                 self._cached = self._teacher_cache(cache_dir)
             self.feed = BatchFeed.build(self.bank, self._cached, self.device, cfg.placement,
                                         bottleneck=cfg.method == "kdnet")
+            if self.feed.placement == "pinned":  # keep one host copy: the pinned one
+                self.bank.images, self.bank.labels = self.feed.tensors["images"], self.feed.tensors["labels"]
+                if self._cached is not None:
+                    self._cached.logits = self.feed.tensors["t_logits"]
+                    self._cached.pooled = self.feed.tensors["t_pooled"]
         else:
             self.crops = CropDataset(volumes, cfg.crop, samples=cfg.steps * cfg.batch_size, seed=cfg.seed)
             self.feed = CropFeed.build(self.crops, self.device, cfg.placement)
@@ -205,10 +213,12 @@ class Trainer:
         cfg = self.cfg
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         images, labels = batch["images"], batch["labels"]
-        if self.channels_last:
+        inputs = images[:, self._inputs]
+        if self.channels_last:  # after choosing the channels: indexing returns the default layout
             images = images.contiguous(memory_format=torch.channels_last)
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
         with self.precision.autocast(self.device):
-            out = self._forward(images[:, self._inputs])
+            out = self._forward(inputs)
         terms = {"seg": segmentation_loss(out["logits"], labels)}
         if self.teacher is not None:
             t = self._teacher_outputs(batch, images)
@@ -332,7 +342,8 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.heads.load_state_dict(state["heads"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scaler.load_state_dict(state["scaler"])
+        if self.scaler.is_enabled() and state["scaler"]:  # a run saved without fp16 has no scaler state
+            self.scaler.load_state_dict(state["scaler"])
         self.generator.set_state(state["generator"])
         self.step = int(state["step"])
         self._history = defaultdict(list, {k: list(v) for k, v in state["history"].items()})

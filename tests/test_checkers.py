@@ -180,3 +180,33 @@ def test_only_the_download_code_opens_connections():
     users = [p.relative_to(REPO).as_posix() for p in (REPO / "pkd_lessons").rglob("*.py")
              if any(word in p.read_text() for word in ("urlopen", "urlretrieve", "import requests", "download_url("))]
     assert users == ["pkd_lessons/realdata/transfer.py"]
+
+
+def test_truncated_files_are_problems_not_crashes(brain_set, tmp_path):
+    root = shutil.copytree(brain_set, tmp_path / "b")
+    case = sorted(p for p in root.iterdir() if p.is_dir())[0]
+    for name in (f"{case.name}_seg.nii.gz", f"{case.name}_t2.nii.gz"):
+        data = (case / name).read_bytes()
+        (case / name).write_bytes(data[: len(data) // 2])  # a half-finished download
+    quick = problems(check_brats(root, 2021, progress=False))[case.name]
+    assert len(quick) == 1 and quick[0].startswith("label: ") and "data unreadable" in quick[0]
+    deep = problems(check_brats(root, 2021, deep=True, progress=False))[case.name]
+    assert any(p.startswith("t2: ") and "data unreadable" in p for p in deep)
+
+
+def test_compressed_tar_refused_with_advice(brain_set, tmp_path):
+    import tarfile
+
+    archive = tmp_path / "BraTS.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(brain_set, arcname="BraTS")
+    with pytest.raises(DataError, match="compressed .tar cannot be checked in place.*extract it"):
+        check_brats(archive, progress=False)
+
+
+def test_report_lists_case_notes(cardiac_set, tmp_path):
+    root = shutil.copytree(cardiac_set, tmp_path / "m")
+    gd = sorted((root / "train25_myops_gd").glob("*_gd.nii.gz"))[0]
+    rewrite(gd, lambda d, a: (np.zeros_like(d), a))
+    report = check_myops(root, progress=False)
+    assert report.ok and f"{gd.name[:-len('_gd.nii.gz')]}: note: label: label is empty" in report.to_text()

@@ -113,7 +113,8 @@ def fetch(server: Server, root: Path, path: str = "/Task01_BrainTumour.tar", **k
 
 
 def left_behind(root: Path) -> list[str]:
-    return sorted(p.name for p in root.iterdir()) if root.exists() else []
+    """What a fetch left in ``root``, but its (empty, hidden) lock file."""
+    return sorted(p.name for p in root.iterdir() if not p.name.endswith(".lock")) if root.exists() else []
 
 
 def test_download_extract_and_load(server, brain_set, tmp_path):
@@ -230,3 +231,23 @@ def test_script_reports_and_exits(server, tmp_path, capsys):
     assert fetch_task01_main(["--root", str(tmp_path / "b"), "--url", url, "--md5", "f" * 32, "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("fetch_decathlon_task01.py: error: ") and "checksum mismatch" in err
+
+
+def test_mirror_address_without_archive_suffix(server, tmp_path):
+    server.files["/files/download"] = server.files["/Task01_BrainTumour.tar"]
+    folder = fetch(server, tmp_path, path="/files/download")
+    assert len(find_cases(folder)) == 4 and left_behind(tmp_path) == ["Task01_BrainTumour"]
+
+
+def test_full_disk_keeps_the_verified_archive(server, tmp_path, monkeypatch):
+    def no_space(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("pkd_lessons.realdata.decathlon.extractall", no_space)
+    with pytest.raises(DataError, match="extraction failed .*No space left.*the archive is kept"):
+        fetch(server, tmp_path)
+    assert left_behind(tmp_path) == ["Task01_BrainTumour.tar"], "no staging folder, the archive kept"
+    monkeypatch.undo()
+    asked = len(server.requests)
+    fetch(server, tmp_path)
+    assert len(server.requests) == asked, "the kept archive is used, not downloaded again"

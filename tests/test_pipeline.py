@@ -218,3 +218,14 @@ def test_crop_feed_cuts_the_crop_dataset_crops(volumes, size):
         reference = crops[item]
         assert torch.equal(batch["images"][row], reference["image"].half().float())
         assert torch.equal(batch["labels"][row], reference["label"])
+
+
+def test_resume_into_an_fp16_run_from_a_run_without_scaler(volumes, tmp_path):
+    """A checkpoint saved on a CPU or a bf16 GPU (no scaler state) resumes on an fp16 GPU."""
+    cfg = TrainConfig(method="baseline", widths=(4, 8, 16, 32), steps=3, batch_size=2)
+    first = Trainer(cfg, volumes, device="cpu", progress=False)
+    first.fit(until=1, checkpoint=tmp_path / "c.pt")
+    second = Trainer(cfg, volumes, device="cpu", progress=False)
+    second.scaler = torch.amp.GradScaler("cpu", enabled=True)  # as on a T4
+    second.resume(tmp_path / "c.pt")
+    assert second.step == 1 and second.scaler.is_enabled()

@@ -108,6 +108,6 @@ def regularized_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tens
     ps = F.softmax(full(student_logits) / temperature, dim=1)
     per_voxel = -(pt * torch.log(torch.clamp(ps, STUDENT_PROB_FLOOR, 1.0))).sum(dim=1)
     total = weights.sum()
-    if total <= 0:
-        return (per_voxel * 0.0).sum()  # keeps the graph (and the device) but contributes nothing
-    return (weights * per_voxel).sum() / total
+    # With every weight 0 the numerator is 0 too: divide by 1 then. torch.where rather than an `if`,
+    # which would make the host wait for the device every step.
+    return (weights * per_voxel).sum() / torch.where(total > 0, total, torch.ones_like(total))

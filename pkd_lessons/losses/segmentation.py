@@ -21,7 +21,11 @@ def class_weights(target: torch.Tensor, num_classes: int) -> torch.Tensor:
     ``N_c`` is the number of voxels of class ``c`` in the batch and ``N`` all voxels, so rare
     classes (the enhancing rim, scar) weigh almost 1 and the background little.
     """
-    counts = torch.bincount(target.flatten(), minlength=num_classes).to(torch.float32)
+    flat = target.flatten().long()
+    # scatter_add_ rather than bincount: on CUDA, bincount reads its output size back to the host,
+    # a synchronisation every step.
+    counts = torch.zeros(num_classes, dtype=torch.float32, device=target.device)
+    counts.scatter_add_(0, flat, torch.ones_like(flat, dtype=torch.float32))
     return 1.0 - counts / counts.sum()
 
 

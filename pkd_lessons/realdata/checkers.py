@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -79,6 +80,11 @@ class FolderReport:
         lines += [f"  note: {n}" for n in self.notes]
         for case in self.bad[:limit]:
             lines += [f"  {case.case_id}: {p}" for p in case.problems]
+        noted = [c for c in self.cases if c.notes]
+        for case in noted[:limit]:
+            lines += [f"  {case.case_id}: note: {n}" for n in case.notes]
+        if len(noted) > limit:
+            lines.append(f"  ... and {len(noted) - limit} more case(s) with notes")
         if len(self.bad) > limit:
             lines.append(f"  ... and {len(self.bad) - limit} more case(s) with problems")
         verdict = "OK" if self.ok else "PROBLEMS"
@@ -105,8 +111,16 @@ def _check_case(source: NiftiSource, report: CaseReport, expected_labels: tuple[
             report.problems.append(f"{key}: expected a 3-D image, got shape {img.shape}")
             continue
         grids[key] = (img.shape, img.affine)
+        if key != label and not deep:
+            continue
+        try:  # nibabel reads a file's header first and its data only now: a truncated file fails here
+            data = np.asarray(img.dataobj, dtype=np.float32)
+        except (EOFError, OSError, zlib.error, ValueError) as err:
+            report.problems.append(f"{key}: {source.where(name)}: data unreadable, truncated? "
+                                   f"({type(err).__name__}: {err})")
+            continue
         if key == label:
-            values = np.unique(np.asarray(img.dataobj))
+            values = np.unique(data)
             if not np.array_equal(values, np.rint(values)):
                 report.problems.append(f"{key}: label holds non-integer values")
             unexpected = sorted(set(np.rint(values).astype(int).tolist()) - set(expected_labels))
@@ -114,8 +128,7 @@ def _check_case(source: NiftiSource, report: CaseReport, expected_labels: tuple[
                 report.problems.append(f"{key}: label values {unexpected} not in the expected {list(expected_labels)}")
             if values.max(initial=0) == 0:
                 report.notes.append(f"{key}: label is empty")
-        elif deep:
-            data = np.asarray(img.dataobj, dtype=np.float32)
+        else:
             if not np.isfinite(data).all():
                 report.problems.append(f"{key}: {int((~np.isfinite(data)).sum())} non-finite voxel(s)")
             elif not data.any():

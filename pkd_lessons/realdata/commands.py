@@ -63,7 +63,7 @@ def _checker_options(parser: argparse.ArgumentParser, unlabelled: str) -> argpar
     """The options both checkers share."""
     parser.add_argument("path", help="the folder or archive as downloaded")
     parser.add_argument("--no-labels", action="store_true", help=f"{unlabelled}: no label expected")
-    parser.add_argument("--deep", action="store_true", help="also read every image (finite, not all zero; slow)")
+    parser.add_argument("--deep", action="store_true", help="also read every image: finds truncated files, non-finite values and empty images (slow)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 

@@ -15,13 +15,16 @@ it with its marker does nothing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tarfile
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlparse
@@ -37,6 +40,11 @@ from pkd_lessons.realdata.transfer import download
 
 TASK = "Task01_BrainTumour"
 MARKER = ".pkd-lessons-complete.json"
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".zip")
+
+
+class ArchiveError(DataError):
+    """The archive itself is damaged or unsafe (as opposed to, say, a full disk)."""
 
 
 @dataclass(frozen=True)
@@ -95,8 +103,10 @@ def extract_checked(archive_path: Path, archive: Archive, root: Path, source: st
         The data folder.
 
     Raises:
-        DataError: the archive is damaged, lacks its top-level folder, or holds no readable cases;
-            nothing is left in ``root`` but the archive.
+        ArchiveError: the archive is damaged or unsafe, lacks its top-level folder, or holds no
+            readable cases.
+        DataError: extraction failed for another reason (e.g. a full disk).
+        Either way nothing is left in ``root`` but the archive.
     """
     target = root / archive.name
     staging = Path(tempfile.mkdtemp(prefix=f".{archive.name}.extracting-", dir=root))
@@ -104,15 +114,20 @@ def extract_checked(archive_path: Path, archive: Archive, root: Path, source: st
         try:
             # MONAI's extractall refuses absolute paths, '..' and links in the archive.
             extractall(archive_path, staging, hash_val=None, has_base=True)
-        except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, ValueError) as err:
-            raise DataError(f"{archive_path}: damaged or unsafe archive ({type(err).__name__}: {err}); delete it "
+        except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, ValueError) as err:
+            raise ArchiveError(f"{archive_path}: damaged or unsafe archive ({type(err).__name__}: {err})") from err
+        except OSError as err:
+            raise DataError(f"{archive_path}: extraction failed ({err}); the archive is kept: free some space "
                             "and run again") from err
         extracted = staging / archive.name
         if not extracted.is_dir():
             found = sorted(p.name for p in staging.iterdir())[:5]
-            raise DataError(f"{archive_path}: expected a top-level folder {archive.name}/, found {found}")
+            raise ArchiveError(f"{archive_path}: expected a top-level folder {archive.name}/, found {found}")
         forks = _remove_macos_forks(extracted)
-        cases = find_cases(extracted)
+        try:
+            cases = find_cases(extracted)
+        except DataError as err:
+            raise ArchiveError(f"{archive_path}: the extracted folder is not usable: {err}") from err
         with atomic_file(extracted / MARKER) as path:
             path.write_text(json.dumps({
                 "archive": archive.name, "source": source, "md5": archive.md5, "cases": len(cases),
@@ -149,22 +164,44 @@ def fetch_archive(archive: Archive, root: str | os.PathLike | None = None, keep_
     target = root / archive.name
     if is_complete(target):
         return target
-    if target.exists():
-        raise DataError(f"{target} exists but was not completed by this tool (no {MARKER}); if you extracted it "
-                        "yourself, pass that folder to the lessons directly, otherwise move it away and run again")
     root.mkdir(parents=True, exist_ok=True)
-    for stale in root.glob(f".{archive.name}.extracting-*"):  # left by a process that was killed
-        shutil.rmtree(stale, ignore_errors=True)
-    filename = Path(urlparse(archive.url).path).name or f"{archive.name}.tar"
-    archive_path = download(archive.url, root / filename, archive.md5, progress, timeout)
-    try:
-        target = extract_checked(archive_path, archive, root, archive.url)
-    except DataError:
-        archive_path.unlink(missing_ok=True)  # a damaged archive must not satisfy the next run
-        raise
-    if not keep_archive:
-        archive_path.unlink(missing_ok=True)
+    with _exclusive(root / f".{archive.name}.lock"):  # two kernels fetching at once: the second waits
+        if is_complete(target):
+            return target
+        if target.exists():
+            raise DataError(f"{target} exists but was not completed by this tool (no {MARKER}); if you extracted "
+                            "it yourself, pass that folder to the lessons directly, otherwise move it away and run "
+                            "again")
+        for stale in root.glob(f".{archive.name}.extracting-*"):  # left by a process that was killed
+            shutil.rmtree(stale, ignore_errors=True)
+        name = Path(urlparse(archive.url).path).name
+        # MONAI's extractall tells the format from the name: a mirror's "/download" is saved as .tar.
+        filename = name if name.endswith(ARCHIVE_SUFFIXES) else f"{archive.name}.tar"
+        archive_path = download(archive.url, root / filename, archive.md5, progress, timeout)
+        try:
+            target = extract_checked(archive_path, archive, root, archive.url)
+        except ArchiveError:
+            archive_path.unlink(missing_ok=True)  # a damaged archive must not satisfy the next run
+            raise
+        if not keep_archive:
+            archive_path.unlink(missing_ok=True)
     return target
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (POSIX ``flock``; no lock where the platform has none)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover (Windows)
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def fetch_task01(root: str | os.PathLike | None = None, url: str | None = None, md5: str | None = None,

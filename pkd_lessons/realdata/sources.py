@@ -46,9 +46,19 @@ class NiftiSource:
         else:
             try:
                 self._tar = tarfile.open(self.path)
-            except (tarfile.TarError, OSError) as err:
+                # A compressed tar has no random access: every file read would decompress it again
+                # from the start (hours for a BraTS download).
+                if self._tar.fileobj is not None and type(self._tar.fileobj).__module__ in ("gzip", "bz2", "lzma"):
+                    raise DataError(f"{self.path}: a compressed .tar cannot be checked in place (each file would "
+                                    "decompress the archive again from its start); extract it, or check a .zip or "
+                                    "an uncompressed .tar")
+                self._members = {m.name: m for m in self._tar.getmembers() if m.isfile()}
+            except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
+                self.close()
                 raise DataError(f"{self.path}: neither a folder nor a readable .zip/.tar archive ({err})") from err
-            self._members = {m.name: m for m in self._tar.getmembers() if m.isfile()}
+            except DataError:
+                self.close()
+                raise
             names = list(self._members)
         self.names = sorted(n for n in names if _is_nifti(n))
 

@@ -128,7 +128,11 @@ def download(url: str, dest: str | os.PathLike, md5: str | None = None, progress
                                             f"run again to resume from {part}") from err
                     if not block:
                         break
-                    f.write(block)
+                    try:
+                        f.write(block)
+                    except OSError as err:
+                        raise DownloadError(f"{part}: cannot write ({err}); free some space and run again to "
+                                            "resume") from err
                     received += len(block)
                     bar.update(len(block))
             if total is not None and received < total:
