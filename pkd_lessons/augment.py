@@ -54,10 +54,16 @@ def random_thetas(generator: torch.Generator, batch: int, degrees: float) -> tor
     return torch.stack([torch.stack([cos, -sin, zeros], 1), torch.stack([sin, cos, zeros], 1)], 1)
 
 
-def apply_affine(x: torch.Tensor, theta: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
-    """Resample ``(B, C, H, W)`` with per-sample matrices ``theta`` (zeros outside, as the background)."""
-    theta = theta.to(x.device, non_blocking=True)
-    grid = F.affine_grid(theta.to(torch.float32), list(x.shape), align_corners=False)
+def apply_affine(x: torch.Tensor, theta: torch.Tensor, mode: str = "bilinear",
+                 grid: torch.Tensor | None = None) -> torch.Tensor:
+    """Resample ``(B, C, H, W)`` with per-sample matrices ``theta`` (zeros outside, as the background).
+
+    ``grid``: the sampling grid of ``theta`` for this ``H`` x ``W`` if already computed (it does not
+    depend on the channels, so images, labels and teacher outputs of one batch share it).
+    """
+    if grid is None:
+        theta = theta.to(x.device, non_blocking=True)
+        grid = F.affine_grid(theta.to(torch.float32), list(x.shape), align_corners=False)
     out = F.grid_sample(x.float(), grid, mode=mode, padding_mode="zeros", align_corners=False)
     return out.to(x.dtype)
 
@@ -94,7 +100,7 @@ class BatchAugment:
         b, c, spatial = images.shape[0], images.shape[1], images.ndim - 2
         spatial_keys = [k for k in ("images", "labels", "t_logits", "t_bottleneck") if k in out]
         if self.flip:
-            flips = random_flips(generator, b, spatial)
+            flips = random_flips(generator, b, spatial).to(images.device, non_blocking=True)
             for k in spatial_keys:
                 out[k] = apply_flips(out[k], flips)
         if self.intensity > 0:
@@ -105,10 +111,15 @@ class BatchAugment:
         if self.affine > 0:
             if spatial != 2:
                 raise ValueError("the affine augmentation is implemented for 2D slices")
-            theta = random_thetas(generator, b, self.affine)
+            theta = random_thetas(generator, b, self.affine).to(images.device, non_blocking=True)
+            grids: dict[tuple[int, int], torch.Tensor] = {}  # one grid per spatial size
             for k in spatial_keys:
+                x = out[k][:, None].float() if k == "labels" else out[k]
+                size = tuple(x.shape[-2:])
+                if size not in grids:
+                    grids[size] = F.affine_grid(theta.float(), [b, 1, *size], align_corners=False)
                 if k == "labels":
-                    out[k] = apply_affine(out[k][:, None].float(), theta, "nearest")[:, 0].to(out[k].dtype)
+                    out[k] = apply_affine(x, theta, "nearest", grids[size])[:, 0].to(out[k].dtype)
                 else:
-                    out[k] = apply_affine(out[k], theta)
+                    out[k] = apply_affine(x, theta, grid=grids[size])
         return out

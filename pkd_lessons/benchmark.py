@@ -25,11 +25,12 @@ import tempfile
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from monai.transforms import Resize
 from tqdm.auto import tqdm
 
 from pkd_lessons.atomic import atomic_file
@@ -41,18 +42,16 @@ from pkd_lessons.train import Trainer, build_model, freeze
 
 
 def resize_volume(volume: CaseVolume, size: int) -> CaseVolume:
-    """The volume resampled in-plane to ``size`` x ``size`` (bilinear images, nearest labels and mask)."""
-    def planes(a: np.ndarray, mode: str) -> np.ndarray:
-        t = torch.from_numpy(np.ascontiguousarray(a)).float()                 # (C, X, Y, Z)
-        t = F.interpolate(t.permute(3, 0, 1, 2), size=(size, size), mode=mode,
-                          **({"align_corners": False} if mode == "bilinear" else {}))
-        return t.permute(1, 2, 3, 0).numpy()
+    """The volume resampled in-plane to ``size`` x ``size`` (MONAI's ``Resize``: linear images, nearest
+    labels and mask; the slice count is kept)."""
+    smooth, nearest = Resize((size, size, -1), mode="trilinear"), Resize((size, size, -1), mode="nearest")
 
     def classes(a: np.ndarray | None) -> np.ndarray | None:
-        return None if a is None else planes(a[None], "nearest")[0].astype(np.uint8)
+        return None if a is None else np.asarray(nearest(a[None].astype(np.float32)))[0].astype(np.uint8)
 
-    return CaseVolume(volume.case_id, volume.modalities, planes(volume.image, "bilinear").astype(np.float32),
-                      classes(volume.label), classes(volume.truth), planes(volume.mask[None], "nearest")[0] > 0.5,
+    image = np.asarray(smooth(volume.image), dtype=np.float32)
+    mask = np.asarray(nearest(volume.mask[None].astype(np.float32)))[0] > 0.5
+    return CaseVolume(volume.case_id, volume.modalities, image, classes(volume.label), classes(volume.truth), mask,
                       volume.affine, volume.convention)
 
 
@@ -66,19 +65,6 @@ def _timed(step, device: torch.device, warmup: int, steps: int) -> float:
         step()
     synchronize(device)
     return (time.perf_counter() - start) / steps
-
-
-def _model_step(trainer: Trainer, batch: dict[str, torch.Tensor]):
-    """One optimisation step on a fixed batch already on the device: the pipeline left out."""
-    def step() -> None:
-        trainer.model.train()
-        trainer.heads.train()
-        loss = trainer.losses(batch)["loss"]
-        trainer.optimizer.zero_grad(set_to_none=True)
-        trainer.scaler.scale(loss).backward()
-        trainer.scaler.step(trainer.optimizer)
-        trainer.scaler.update()
-    return step
 
 
 def _peak_memory(device: torch.device) -> dict[str, float]:
@@ -150,7 +136,7 @@ def benchmark(methods: Sequence[str] = ("teacher", "baseline", "pkl"), data: str
         fixed = trainer._batch()
         model_s = train_s = float("inf")
         for _ in range(repeats):
-            model_s = min(model_s, _timed(_model_step(trainer, fixed), dev, warmup, steps))
+            model_s = min(model_s, _timed(partial(trainer.optimise, fixed), dev, warmup, steps))
             train_s = min(train_s, _timed(trainer.train_step, dev, warmup, steps))
         trainer.history  # noqa: B018 (reads the losses back, so that they were really computed)
         results[method] = {

@@ -34,6 +34,10 @@ COMPUTE_DTYPES = {"images": torch.float32, "labels": torch.int64, "t_logits": to
                   "t_pooled": torch.float32, "t_bottleneck": torch.float32}
 
 
+def _nbytes(tensors) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
 def choose_placement(nbytes: int, device: torch.device, request: str = "auto", headroom: float = 0.5,
                      free_bytes: int | None = None) -> str:
     """Where the training tensors go.
@@ -98,8 +102,7 @@ class BatchFeed:
             tensors |= {"t_logits": cached.logits, "t_pooled": cached.pooled}
             if bottleneck:
                 tensors["t_bottleneck"] = cached.bottleneck
-        nbytes = sum(t.numel() * t.element_size() for t in tensors.values())
-        where = choose_placement(nbytes, device, placement, free_bytes=free_bytes)
+        where = choose_placement(_nbytes(tensors.values()), device, placement, free_bytes=free_bytes)
         if where == "device":
             tensors = {k: v.to(device) for k, v in tensors.items()}
         else:
@@ -109,7 +112,7 @@ class BatchFeed:
     @property
     def nbytes(self) -> int:
         """Bytes held (on the device or pinned)."""
-        return sum(t.numel() * t.element_size() for t in self.tensors.values())
+        return _nbytes(self.tensors.values())
 
     def __len__(self) -> int:
         return len(self.tensors["images"])
@@ -164,15 +167,14 @@ class CropFeed:
                              + ", ".join(v.case_id for v in crops.volumes if v.label is None))
         images = [torch.from_numpy(v.image[ch]).half() for v, ch in zip(crops.volumes, crops.channels)]
         labels = [torch.from_numpy(v.label) for v in crops.volumes]
-        nbytes = sum(t.numel() * t.element_size() for t in images + labels)
-        where = choose_placement(nbytes, device, placement, free_bytes=free_bytes)
+        where = choose_placement(_nbytes(images + labels), device, placement, free_bytes=free_bytes)
         move = (lambda t: t.to(device)) if where == "device" else (lambda t: t.pin_memory())
         return cls(crops, [move(t) for t in images], [move(t) for t in labels], device, where)
 
     @property
     def nbytes(self) -> int:
         """Bytes held (on the device or pinned)."""
-        return sum(t.numel() * t.element_size() for t in self.images + self.labels)
+        return _nbytes(self.images + self.labels)
 
     def _cut(self, item: int) -> tuple[torch.Tensor, torch.Tensor]:
         i, start = self.crops.crop_start(item)

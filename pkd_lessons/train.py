@@ -203,6 +203,8 @@ class Trainer:
             if "t_bottleneck" in batch:
                 out["bottleneck"] = batch["t_bottleneck"]
             return out
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         with torch.no_grad(), self.precision.autocast(self.device):
             full = self.teacher.forward_all(images)
         return {"logits": full["logits"].float(), "pooled": pool(full["features"]).float(),
@@ -215,7 +217,6 @@ class Trainer:
         images, labels = batch["images"], batch["labels"]
         inputs = images[:, self._inputs]
         if self.channels_last:  # after choosing the channels: indexing returns the default layout
-            images = images.contiguous(memory_format=torch.channels_last)
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         with self.precision.autocast(self.device):
             out = self._forward(inputs)
@@ -249,18 +250,23 @@ class Trainer:
         """
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(self.step)
-        self.model.train()
-        self.heads.train()
-        terms = self.losses(self._batch())
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(terms["loss"]).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+        terms = self.optimise(self._batch())
         self.step += 1
         values = {k: v.detach() for k, v in terms.items()}
         self._pending.append((tuple(values), torch.stack([v.float() for v in values.values()])))
         self._history["lr"].append(self.optimizer.param_groups[0]["lr"])
         return values
+
+    def optimise(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Forward, losses, backward and optimiser step on one batch; the step counter is left alone."""
+        self.model.train()
+        self.heads.train()
+        terms = self.losses(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(terms["loss"]).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return terms
 
     @property
     def history(self) -> dict[str, list[float]]:
