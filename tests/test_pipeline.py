@@ -192,7 +192,8 @@ def test_benchmark_report(brain_set):
 
 def test_pipeline_costs_little_on_the_cpu(brain_set):
     """The issue's CPU goal: the input pipeline (drawing, augmenting, bookkeeping) costs at most 10 % of a step."""
-    report = benchmark(("baseline",), brain_set, cases=2, batch_size=16, widths=(8, 16, 32, 64), steps=4,
+    # 8 timed steps per run: with 4, timing noise alone moved the ratio by several per cent.
+    report = benchmark(("baseline",), brain_set, cases=2, batch_size=16, widths=(8, 16, 32, 64), steps=8,
                        warmup=1, repeats=3, device="cpu", progress=False)
     assert report["results"]["baseline"]["ratio"] >= 0.9, report["results"]
 
