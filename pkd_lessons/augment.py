@@ -68,6 +68,50 @@ def apply_affine(x: torch.Tensor, theta: torch.Tensor, mode: str = "bilinear",
     return out.to(x.dtype)
 
 
+def random_crops(batch: dict[str, torch.Tensor], size: tuple[int, int], generator: torch.Generator,
+                 grid: int = 1) -> dict[str, torch.Tensor]:
+    """Cut one random ``size`` window per sample out of every spatial entry of a 2D batch.
+
+    The 2D counterpart of the reference code's random 80^3 crops: each sample's window is drawn
+    uniformly among the positions where it fits in the slice, and the same window is cut from the
+    images, labels and the teacher's cached outputs. With ``grid > 1`` the window starts on
+    multiples of ``grid``, so that an entry ``grid`` times smaller (the teacher's bottleneck, for
+    KD-Net) is cut at the matching place. A window as large as the slice returns the batch unchanged.
+
+    Args:
+        batch: ``images`` ``(B, C, H, W)`` and other spatial entries.
+        size: ``(h, w)``, at most ``(H, W)``, multiples of ``grid``.
+        generator: CPU generator for the offsets.
+        grid: the offsets' step.
+
+    Returns:
+        A new dict.
+
+    Raises:
+        ValueError: a window larger than the slices.
+    """
+    h, w = size
+    big_h, big_w = batch["images"].shape[-2:]
+    if h > big_h or w > big_w:
+        raise ValueError(f"slice_crop {tuple(size)} is larger than the training slices ({big_h}, {big_w})")
+    if (h, w) == (big_h, big_w):
+        return dict(batch)
+    if h % grid or w % grid:
+        raise ValueError(f"slice_crop {tuple(size)} must be a multiple of {grid} here")
+    b = batch["images"].shape[0]
+    oy = (torch.randint((big_h - h) // grid + 1, (b,), generator=generator) * grid).tolist()
+    ox = (torch.randint((big_w - w) // grid + 1, (b,), generator=generator) * grid).tolist()
+    out = dict(batch)
+    for k, x in batch.items():
+        if x.ndim < 3:
+            continue
+        f = big_h // x.shape[-2]
+        if f < 1 or x.shape[-2] * f != big_h or x.shape[-1] * f != big_w or grid % f:
+            continue  # not a spatial entry of this batch's slices
+        out[k] = torch.stack([x[i, ..., oy[i] // f:(oy[i] + h) // f, ox[i] // f:(ox[i] + w) // f] for i in range(b)])
+    return out
+
+
 @dataclass(frozen=True)
 class BatchAugment:
     """The trainer's augmentation settings.
@@ -88,8 +132,8 @@ class BatchAugment:
 
         Args:
             batch: ``images`` ``(B, C, *S)``, ``labels`` ``(B, *S)`` and optionally the teacher's
-                cached ``t_logits`` ``(B, K, *S)``, ``t_bottleneck`` (any spatial size) and
-                ``t_pooled`` (not spatial; left as it is).
+                cached ``t_logits`` ``(B, K, *S)``, ``t_features`` ``(B, C, *S)`` and
+                ``t_bottleneck`` (any spatial size).
             generator: CPU generator for the random draws.
 
         Returns:
@@ -98,7 +142,7 @@ class BatchAugment:
         out = dict(batch)
         images = out["images"]
         b, c, spatial = images.shape[0], images.shape[1], images.ndim - 2
-        spatial_keys = [k for k in ("images", "labels", "t_logits", "t_bottleneck") if k in out]
+        spatial_keys = [k for k in ("images", "labels", "t_logits", "t_features", "t_bottleneck") if k in out]
         if self.flip:
             flips = random_flips(generator, b, spatial).to(images.device, non_blocking=True)
             for k in spatial_keys:

@@ -18,7 +18,6 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from pkd_lessons.data.volumes import CaseVolume
-from pkd_lessons.models.heads import pool
 
 
 @dataclass
@@ -39,12 +38,13 @@ class SliceBank:
 
     @classmethod
     def from_volumes(cls, volumes: Sequence[CaseVolume], axis: int = 2, min_foreground: float = 0.05,
-                     multiple: int = 8) -> "SliceBank":
+                     multiple: int = 8, target: str = "label") -> "SliceBank":
         """Stack the slices (along ``axis``) whose foreground covers at least ``min_foreground``.
 
         Slices are padded to a multiple of ``multiple`` (the networks' down-sampling factor), so that
         the networks need no padding of their own and a flip of a slice flips its teacher outputs,
-        bottleneck included, exactly.
+        bottleneck included, exactly. ``target`` chooses what ``labels`` holds: ``"label"`` (the
+        annotation, what every method learns from) or ``"truth"`` (the clean truth: the positive control).
 
         Raises:
             ValueError: no volumes, volumes without labels, or modalities that differ between cases.
@@ -54,16 +54,18 @@ class SliceBank:
         mods = volumes[0].modalities
         if any(v.modalities != mods for v in volumes):
             raise ValueError("all cases must have the same modalities")
-        if any(v.label is None for v in volumes):
-            raise ValueError("training needs labels; case(s) without: "
-                             + ", ".join(v.case_id for v in volumes if v.label is None))
+        if target not in ("label", "truth"):
+            raise ValueError(f"target must be 'label' or 'truth', got {target!r}")
+        if any(getattr(v, target) is None for v in volumes):
+            raise ValueError(f"training needs a {target}; case(s) without: "
+                             + ", ".join(v.case_id for v in volumes if getattr(v, target) is None))
         planes = [tuple(np.delete(np.asarray(v.shape), axis)) for v in volumes]
         h, w = (-(-max(p[i] for p in planes) // multiple) * multiple for i in range(2))
         images, labels, origin = [], [], []
         for c, v in enumerate(volumes):
             keep = v.foreground_slices(axis, min_foreground)
             img = np.moveaxis(v.image, axis + 1, 1)[:, keep]          # (C, n, a, b)
-            lab = np.moveaxis(v.label, axis, 0)[keep]                  # (n, a, b)
+            lab = np.moveaxis(getattr(v, target), axis, 0)[keep]                 # (n, a, b)
             pad = ((0, 0), (0, 0), (0, h - img.shape[2]), (0, w - img.shape[3]))
             images.append(np.pad(img, pad).transpose(1, 0, 2, 3))
             labels.append(np.pad(lab, pad[1:]))
@@ -85,12 +87,13 @@ class TeacherOutputs:
 
     Attributes:
         logits: ``(N, K, H, W)`` ``float16``.
-        pooled: ``(N, C)`` pooled last decoder features (what the projection head embeds).
+        features: ``(N, C, H, W)`` ``float16`` last decoder features (what the projection head embeds;
+            spatial, so they are flipped and warped together with the slice).
         bottleneck: ``(N, C', h, w)`` ``float16`` deepest features (used by KD-Net), or None.
     """
 
     logits: torch.Tensor
-    pooled: torch.Tensor
+    features: torch.Tensor
     bottleneck: torch.Tensor | None
 
 
@@ -112,14 +115,14 @@ def teacher_cache(teacher: nn.Module, bank: SliceBank, device: torch.device, bat
         :class:`TeacherOutputs` on the CPU.
     """
     teacher.eval()
-    logits, pooled, deep = [], [], []
+    logits, features, deep = [], [], []
     for start in tqdm(range(0, len(bank), batch_size), desc="teacher cache", unit="batch",
                       disable=not progress, leave=False):
         x = bank.images[start:start + batch_size].to(device).float()
         with autocast(device) if autocast else torch.autocast(device.type, enabled=False):
             out = teacher.forward_all(x)
         logits.append(out["logits"].half().cpu())
-        pooled.append(pool(out["features"]).float().cpu())
+        features.append(out["features"].half().cpu())
         if bottleneck:
             deep.append(out["bottleneck"].half().cpu())
-    return TeacherOutputs(torch.cat(logits), torch.cat(pooled), torch.cat(deep) if bottleneck else None)
+    return TeacherOutputs(torch.cat(logits), torch.cat(features), torch.cat(deep) if bottleneck else None)

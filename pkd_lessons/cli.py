@@ -8,6 +8,7 @@ Sub-commands:
 * ``evaluate RUN/checkpoint.pt ... --data DIR --out metrics.json``: score on held-out cases.
 * ``compare metrics.json ... --out DIR``: the results table over methods and seeds.
 * ``lessons --profile quick|full --out DIR``: run every lesson notebook and write a summary.
+* ``reference --out FILE``: train every method longer (the reference profile) and store the results.
 * ``benchmark --out benchmark.json``: slices/s of the model step and the training step, and their ratio.
 
 Bad arguments or data end with exit status 2 and one line saying why.
@@ -127,12 +128,20 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("lessons", help="execute the lesson notebooks and write a summary",
                         description="Generate the phantom data if needed, execute every lesson with "
                                     "papermill and write OUT/SUMMARY.md.")
-    ls.add_argument("--profile", choices=["quick", "full", "auto"], default="quick",
+    ls.add_argument("--profile", choices=["quick", "full", "reference", "tiny", "auto"], default="quick",
                     help="quick: CPU, a minute or two per lesson; full: GPU sizes; auto: full on a GPU")
     ls.add_argument("--out", default="results", help="output folder (default ./results)")
     ls.add_argument("--only", nargs="+", metavar="NN", help="run only these lessons, e.g. --only 00 01")
     ls.add_argument("--notebooks", default=None, help="folder of the notebooks (default ./notebooks)")
     ls.add_argument("--data", default=None, help="folder for the phantom sets (default OUT/data)")
+
+    rf = sub.add_parser("reference", help="train every method longer and store the results as the lessons' reference",
+                        description="Train the teacher, the baseline, the positive control and every distilled "
+                                    "student in the reference profile (about an hour on 2 CPU cores), and write "
+                                    "their metrics, validation curves and provenance as JSON.")
+    rf.add_argument("--out", default=None, help="JSON file (default: the package's pkd_lessons/reference/brain.json)")
+    rf.add_argument("--profile", default="reference", help="profile of the runs (default reference)")
+    rf.add_argument("--data", default=None, help="folder for the phantoms and the runs (default $PKD_LESSONS_DATA)")
 
     bm = sub.add_parser("benchmark", help="measure training speed and what the input pipeline costs",
                         description="For each method: (a) the model step on a batch already on the device, "
@@ -308,6 +317,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _compare(args)
         if args.command == "benchmark":
             return _benchmark(args)
+        if args.command == "reference":
+            from pkd_lessons.reference_results import REFERENCE_FILE, build_reference
+
+            print(f"written: {build_reference(args.out or REFERENCE_FILE, args.profile, args.data)}")
+            return 0
         if args.command == "lessons":
             from pkd_lessons.lessons import run_lessons
 

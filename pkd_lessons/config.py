@@ -16,7 +16,7 @@ METHODS: dict[str, str] = {
 STUDENT_METHODS = tuple(m for m in METHODS if m != "teacher")
 
 # Settings that define the network: a checkpoint can only be resumed or loaded with the same ones.
-MODEL_KEYS = ("method", "arch", "modalities", "modality", "num_classes", "spatial_dims", "widths")
+MODEL_KEYS = ("method", "arch", "modalities", "modality", "num_classes", "spatial_dims", "widths", "dropout")
 # Settings that change how fast a run computes, not what it computes: a run may resume with others.
 SPEED_KEYS = ("placement", "channels_last", "compile")
 
@@ -32,10 +32,14 @@ class TrainConfig:
         num_classes: classes including background.
         spatial_dims: 2 (slices) or 3 (crops).
         widths: channels of the four U-Net stages (16/32/64/128 in the paper).
+        dropout: dropout of the middle convolution of every encoder stage (0.3 in the reference code).
         arch: teacher architecture: ``"attention"`` (the paper's) or ``"early"`` (channels stacked).
         steps: optimisation steps.
         batch_size: slices (2D) or crops (3D) per step.
         crop: 3D crop size.
+        slice_crop: 2D only: train on random ``(h, w)`` windows of the slices (the 2D counterpart of the
+            reference's random crops; cheaper steps), or None for whole slices. The projection head
+            of the contrastive loss pools over half of it.
         optimizer: ``"adam"`` (converges in the few steps of the CPU lessons) or ``"sgd"``
             (momentum 0.9, the paper's).
         lr: initial learning rate, decayed as ``(1 - step/steps) ** 0.9`` (the paper's poly schedule).
@@ -51,6 +55,11 @@ class TrainConfig:
         affine: largest random rotation in degrees (with scaling ``1 ± affine/100``) as
             augmentation, 2D only; 0 turns it off.
         cache_teacher: compute the frozen teacher's outputs once for the training slices (2D).
+        train_on: what the network learns from: ``"annotation"`` (the rater's label, as every
+            method does) or ``"truth"`` (the clean truth, which only a phantom has: the positive
+            control of the lessons, a run that must come out better).
+        validate_every: score the validation cases (Dice per region, inside the brain) every this
+            many steps and at the end, into the history (``val_step``, ``val_WT``, ...); 0: never.
         seed: seed of initialisation, batch order and augmentation.
         amp: ``"auto"`` (bf16 where supported, fp16 with a scaler on older GPUs, off on CPU),
             ``"off"``, ``"bf16"`` or ``"fp16"``.
@@ -67,10 +76,12 @@ class TrainConfig:
     num_classes: int = 4
     spatial_dims: int = 2
     widths: tuple[int, ...] = (16, 32, 64, 128)
+    dropout: float = 0.3
     arch: str = "attention"
     steps: int = 200
     batch_size: int = 16
     crop: tuple[int, int, int] = (64, 64, 64)
+    slice_crop: tuple[int, int] | None = None
     optimizer: str = "adam"
     lr: float = 2e-3
     weight_decay: float = 1e-5
@@ -83,6 +94,8 @@ class TrainConfig:
     intensity: float = 0.0
     affine: float = 0.0
     cache_teacher: bool = True
+    train_on: str = "annotation"
+    validate_every: int = 0
     seed: int = 0
     amp: str = "auto"
     placement: str = "auto"
@@ -93,6 +106,10 @@ class TrainConfig:
         object.__setattr__(self, "modalities", tuple(self.modalities))
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
         object.__setattr__(self, "crop", tuple(int(c) for c in self.crop))
+        if self.slice_crop is not None:
+            object.__setattr__(self, "slice_crop", tuple(int(c) for c in self.slice_crop))
+            if len(self.slice_crop) != 2 or min(self.slice_crop) < 1:
+                raise ValueError(f"slice_crop must be two positive sizes (h, w) or None, got {self.slice_crop}")
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}; got {self.method!r}")
         if self.is_student and self.modality not in self.modalities:
@@ -118,8 +135,14 @@ class TrainConfig:
             raise ValueError(f"affine must be in [0, 45] degrees, got {self.affine}")
         if self.affine and self.spatial_dims != 2:
             raise ValueError("the affine augmentation is implemented for 2D slices; set affine=0 in 3D")
-        if self.temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {self.temperature}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.train_on not in ("annotation", "truth"):
+            raise ValueError(f"train_on must be 'annotation' or 'truth', got {self.train_on!r}")
+        if self.validate_every < 0:
+            raise ValueError(f"validate_every must be 0 (never) or a positive step count, got {self.validate_every}")
+        if not 0 < self.temperature < float("inf"):
+            raise ValueError(f"temperature must be positive and finite, got {self.temperature}")
 
     @property
     def is_student(self) -> bool:

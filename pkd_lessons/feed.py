@@ -31,7 +31,7 @@ from pkd_lessons.data.datasets import CropDataset
 PLACEMENTS = ("auto", "device", "pinned")
 #: Compute dtype of each entry, after the transfer.
 COMPUTE_DTYPES = {"images": torch.float32, "labels": torch.int64, "t_logits": torch.float32,
-                  "t_pooled": torch.float32, "t_bottleneck": torch.float32}
+                  "t_features": torch.float32, "t_bottleneck": torch.float32}
 
 
 def _nbytes(tensors) -> int:
@@ -75,7 +75,7 @@ class BatchFeed:
 
     Attributes:
         tensors: name -> ``(N, ...)`` tensor (``images``, ``labels``, optionally ``t_logits``,
-            ``t_pooled``, ``t_bottleneck``), in storage dtypes.
+            ``t_features``, ``t_bottleneck``), in storage dtypes.
         device: the compute device.
         placement: ``"device"`` or ``"pinned"``.
     """
@@ -99,7 +99,7 @@ class BatchFeed:
         """
         tensors = {"images": bank.images, "labels": bank.labels}
         if cached is not None:
-            tensors |= {"t_logits": cached.logits, "t_pooled": cached.pooled}
+            tensors |= {"t_logits": cached.logits, "t_features": cached.features}
             if bottleneck:
                 tensors["t_bottleneck"] = cached.bottleneck
         where = choose_placement(_nbytes(tensors.values()), device, placement, free_bytes=free_bytes)

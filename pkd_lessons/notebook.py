@@ -33,7 +33,6 @@ from pkd_lessons.profiles import default_data_root, get_profile
 DATA_SEED = 0   # the phantom sets every lesson shares
 SPLIT_SEED = 0  # the train/test split every lesson shares
 STUDENT_MODALITY = {"brain": "t1ce", "cardiac": "lge"}
-MIN_CASES = 3  # fewer held-out cases give no case interval worth reading
 
 
 @dataclass
@@ -123,16 +122,26 @@ class Lesson:
         return cases
 
     def split(self, dataset: str = "brain") -> tuple[list[CaseVolume], list[CaseVolume]]:
-        """Training and held-out test cases of a data set (the same split in every lesson)."""
+        """Training and held-out test cases of a data set (the same split in every lesson).
+
+        The profile's ``split`` gives the relative sizes of the training, validation and test groups
+        (e.g. 12 / 4 / 20 cases); see :meth:`validation` for the middle one.
+        """
         if dataset not in self._splits:
             if dataset in self._folders:
                 cases = self._folders[dataset]
             else:
                 cases = find_cases(self.brain() if dataset == "brain" else self.cardiac())
-            f = self.cfg["test_fraction"]
-            train_cases, test_cases = split_cases(cases, (1 - f, f), seed=SPLIT_SEED)
-            self._splits[dataset] = (load_cases(train_cases, progress=False), load_cases(test_cases, progress=False))
-        return self._splits[dataset]
+            groups = split_cases(cases, self.cfg["split"], seed=SPLIT_SEED)
+            self._splits[dataset] = tuple(load_cases(g, progress=False) for g in groups)
+        train, _, test = self._splits[dataset]
+        return train, test
+
+    def validation(self, dataset: str = "brain") -> list[CaseVolume]:
+        """The validation cases of a data set: scored during training for the curves, never trained
+        on, and not among the test cases that the lessons' comparisons use."""
+        self.split(dataset)
+        return self._splits[dataset][1]
 
     # -- runs ------------------------------------------------------------------------------------
     def config(self, method: str, seed: int = 0, dataset: str = "brain", **overrides) -> TrainConfig:
@@ -147,7 +156,11 @@ class Lesson:
             "method": method, "modalities": v.modalities, "modality": self._modality[dataset],
             "num_classes": v.convention.num_classes, "widths": tuple(self.cfg["widths"]),
             "steps": self.cfg[steps_key], "batch_size": self.cfg[batch_key], "lr": self.cfg["lr"], "seed": seed,
+            "slice_crop": (None if dataset == "cardiac" else
+                           self.cfg["teacher_slice_crop"] if method == "teacher" else self.cfg["slice_crop"]),
+            "dropout": self.cfg["dropout"],
         }
+        settings["validate_every"] = max(1, settings["steps"] // self.cfg["validations"]) if self.cfg["validations"] else 0
         settings.update(overrides)
         return TrainConfig(**settings)
 
@@ -181,7 +194,8 @@ class Lesson:
             teacher = self.run("teacher", 0, dataset, progress=progress).checkpoint
         train_volumes, test_volumes = self.split(dataset)
         start = time.perf_counter()
-        trainer = train(cfg, train_volumes, teacher, out=folder, device=str(device), progress=progress)
+        trainer = train(cfg, train_volumes, teacher, out=folder, device=str(device), progress=progress,
+                        validation=self.validation(dataset))
         seconds = time.perf_counter() - start
         model, _, _ = load_model(folder / "checkpoint.pt", device)
         metrics = evaluate(model, cfg, test_volumes, device, progress=False, name=name,
@@ -206,10 +220,13 @@ class Lesson:
 
         from pkd_lessons.checkpoint import load_checkpoint
         from pkd_lessons.models import ProjectionHead
+        from pkd_lessons.train import Trainer
 
         torch.manual_seed(run.config.seed)
-        heads = nn.ModuleDict({"student": ProjectionHead(run.config.widths[0]),
-                               "teacher": ProjectionHead(run.config.widths[0])})
+        train, _ = self.split(run.folder.parent.name)
+        size = Trainer.input_size(run.config, train)
+        heads = nn.ModuleDict({"student": ProjectionHead(run.config.widths[0], size),
+                               "teacher": ProjectionHead(run.config.widths[0], size)})
         state = load_checkpoint(run.checkpoint)["heads"]
         if state:
             heads.load_state_dict(state)
@@ -247,41 +264,23 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
 
 
 def verdicts(records: list[dict], reference: str = "baseline", scale: float = 100.0,
-             unit: str = "Dice points") -> str:
+             unit: str = "Dice points", metric: str = "dice") -> str:
     """Plain-language reading of a comparison, one line per method and region.
 
-    Each difference from ``reference`` gets two 95 % intervals: over held-out cases (each case's
-    score averaged over seeds) and over seeds (seed *s* against seed *s*; with two seeds this
-    interval is honestly very wide). The case interval counts from :data:`MIN_CASES` cases, the
-    seed interval from two seeds. A difference is called a gain or a loss only when every counted
-    interval excludes zero: the case interval alone ignores the seed-to-seed noise.
+    Each difference from ``reference`` is paired by seed and case, and its 95 % interval comes from
+    a hierarchical bootstrap that resamples seeds, then cases within them
+    (:func:`pkd_lessons.statistics.compare`), so that both sources of noise count. Each line gives
+    n (seeds x cases), the interval, and the smallest difference the comparison could detect with
+    80 % power; a difference is called a gain or a loss only when its interval excludes zero.
 
     Args:
         records: metrics records of several methods and seeds.
         reference: the method compared against.
-        scale: 100 for Dice in points.
+        scale: 100 for Dice in points, 1 for HD95 in mm.
         unit: unit named in the lines.
+        metric: ``"dice"`` or ``"hd95"`` (lower is better).
     """
-    from pkd_lessons.results import summarize
+    from pkd_lessons.statistics import compare, verdict_lines
 
-    by_seeds = {(r["method"], r["region"]): r for r in summarize(records, baseline=reference, over="seeds")}
-    lines = []
-    for r in summarize(records, baseline=reference):
-        if r["method"] == reference:
-            continue
-        s = by_seeds[(r["method"], r["region"])]
-        intervals = [(name, row["ci_low"], row["ci_high"]) for name, row, least in
-                     (("cases", r, MIN_CASES), ("seeds", s, 2)) if row["n"] >= least]
-        text = "; ".join(f"over {name} [{lo * scale:+.1f}, {hi * scale:+.1f}]" for name, lo, hi in intervals)
-        if not intervals:
-            reading = "too few paired cases and seeds for any conclusion"
-        elif all(lo > 0 for _, lo, _ in intervals):
-            reading = f"better than the {reference}"
-        elif all(hi < 0 for _, _, hi in intervals):
-            reading = f"worse than the {reference}"
-        else:
-            reading = "within the noise of this experiment (an interval includes 0)"
-        if len(intervals) == 1:
-            reading += f" (judged over {intervals[0][0]} only)"
-        lines.append(f"- {r['method']}, {r['region']}: {r['diff'] * scale:+.1f} {unit}, {text}: {reading}")
-    return "\n".join(lines)
+    return verdict_lines(compare(records, reference=reference, metric=metric), reference=reference,
+                         scale=scale, unit=unit)

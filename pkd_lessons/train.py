@@ -40,7 +40,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from pkd_lessons.atomic import atomic_file
-from pkd_lessons.augment import BatchAugment
+from pkd_lessons.augment import BatchAugment, random_crops
 from pkd_lessons.batches import SliceBank, TeacherOutputs, teacher_cache
 from pkd_lessons.checkpoint import check_compatible, fingerprint, load_checkpoint, save_checkpoint
 from pkd_lessons.config import TrainConfig
@@ -48,6 +48,7 @@ from pkd_lessons.data.datasets import CropDataset
 from pkd_lessons.data.volumes import CaseVolume
 from pkd_lessons.device import pick_device, synchronize
 from pkd_lessons.errors import DataError
+from pkd_lessons.evaluate import validation_dice
 from pkd_lessons.feed import BatchFeed, CropFeed
 from pkd_lessons.losses import (
     contrastive_kd_loss,
@@ -57,7 +58,6 @@ from pkd_lessons.losses import (
     segmentation_loss,
 )
 from pkd_lessons.models import MultimodalTeacher, ProjectionHead, early_fusion_teacher, student
-from pkd_lessons.models.heads import pool
 from pkd_lessons.precision import choose_precision
 
 
@@ -65,8 +65,8 @@ def build_model(cfg: TrainConfig) -> nn.Module:
     """The network a config describes (teacher or student), freshly initialised."""
     if not cfg.is_student:
         make = MultimodalTeacher if cfg.arch == "attention" else early_fusion_teacher
-        return make(cfg.modalities, cfg.num_classes, cfg.spatial_dims, cfg.widths)
-    return student(cfg.num_classes, cfg.spatial_dims, cfg.widths, modality=cfg.modality)
+        return make(cfg.modalities, cfg.num_classes, cfg.spatial_dims, cfg.widths, dropout=cfg.dropout)
+    return student(cfg.num_classes, cfg.spatial_dims, cfg.widths, modality=cfg.modality, dropout=cfg.dropout)
 
 
 def freeze(model: nn.Module) -> nn.Module:
@@ -103,16 +103,21 @@ class Trainer:
         teacher_id: fingerprint of the teacher's checkpoint, recorded in the student's checkpoints.
         cache_dir: folder where the teacher's cached outputs are kept between runs (keyed by the
             teacher's fingerprint and the training cases), so that several students share one pass.
+        validation: cases scored every ``cfg.validate_every`` steps (never trained on).
     """
 
     def __init__(self, cfg: TrainConfig, volumes: list[CaseVolume], teacher: nn.Module | None = None,
                  device: str | torch.device = "auto", progress: bool = True, teacher_id: str | None = None,
-                 cache_dir: str | os.PathLike | None = None) -> None:
+                 cache_dir: str | os.PathLike | None = None, validation: list[CaseVolume] | None = None) -> None:
         self.cfg = cfg
         self.device = pick_device(device) if isinstance(device, str) else device
         self.precision = choose_precision(self.device.type, cfg.amp)
         self.progress = progress
         self.case_ids = [v.case_id for v in volumes]
+        self.validation = list(validation or [])
+        overlap = set(self.case_ids) & {v.case_id for v in self.validation}
+        if overlap:
+            raise ValueError(f"validation cases must not be training cases: {sorted(overlap)}")
         if cfg.needs_teacher and teacher is None:
             raise ValueError(f"method {cfg.method!r} distils from a teacher: pass a trained teacher")
         if volumes and volumes[0].modalities != cfg.modalities:
@@ -125,8 +130,9 @@ class Trainer:
         self._forward = torch.compile(self.model.forward_all) if cfg.compile else self.model.forward_all
         self.heads = nn.ModuleDict()
         if cfg.method in ("ckd", "pkl"):
-            self.heads["student"] = ProjectionHead(cfg.widths[0])
-            self.heads["teacher"] = ProjectionHead(cfg.widths[0])
+            size = self.input_size(cfg, volumes)
+            self.heads["student"] = ProjectionHead(cfg.widths[0], size)
+            self.heads["teacher"] = ProjectionHead(cfg.widths[0], size)
         self.heads.to(self.device)
         params = list(self.model.parameters()) + list(self.heads.parameters())
         # Fused optimisers on CUDA: one kernel per step, and with an fp16 GradScaler they check for
@@ -147,7 +153,8 @@ class Trainer:
         self.augment = BatchAugment(cfg.flip, cfg.intensity, cfg.affine)
         self._cached: TeacherOutputs | None = None
         if cfg.spatial_dims == 2:
-            self.bank = SliceBank.from_volumes(volumes, multiple=2 ** (len(cfg.widths) - 1))
+            self.bank = SliceBank.from_volumes(volumes, multiple=2 ** (len(cfg.widths) - 1),
+                                               target="truth" if cfg.train_on == "truth" else "label")
             self._inputs = self.bank.channels(cfg.input_modalities)
             if self.teacher is not None and cfg.cache_teacher:
                 self._cached = self._teacher_cache(cache_dir)
@@ -157,17 +164,30 @@ class Trainer:
                 self.bank.images, self.bank.labels = self.feed.tensors["images"], self.feed.tensors["labels"]
                 if self._cached is not None:
                     self._cached.logits = self.feed.tensors["t_logits"]
-                    self._cached.pooled = self.feed.tensors["t_pooled"]
+                    self._cached.features = self.feed.tensors["t_features"]
         else:
+            if cfg.train_on == "truth":
+                raise ValueError("train_on='truth' is implemented for 2D slices")
             self.crops = CropDataset(volumes, cfg.crop, samples=cfg.steps * cfg.batch_size, seed=cfg.seed)
             self.feed = CropFeed.build(self.crops, self.device, cfg.placement)
             self._inputs = [cfg.modalities.index(m) for m in cfg.input_modalities]
+
+    @staticmethod
+    def input_size(cfg: TrainConfig, volumes: list[CaseVolume]) -> tuple[int, ...]:
+        """Spatial size of the training inputs: the slice crop or the padded slice (2D), the crop (3D)."""
+        if cfg.spatial_dims == 3:
+            return tuple(cfg.crop)
+        if cfg.slice_crop is not None:
+            return tuple(cfg.slice_crop)
+        multiple = 2 ** (len(cfg.widths) - 1)
+        planes = [v.shape[:2] for v in volumes]
+        return tuple(-(-max(p[i] for p in planes) // multiple) * multiple for i in range(2))
 
     def _teacher_cache(self, cache_dir: str | os.PathLike | None) -> TeacherOutputs:
         """The teacher's outputs for the training slices: from ``cache_dir`` if stored there, else computed."""
         path = None
         if cache_dir is not None and self.teacher_id is not None:
-            key = hashlib.sha256(json.dumps([self.teacher_id, self.case_ids, self.bank.images.shape[2:]]).encode())
+            key = hashlib.sha256(json.dumps([self.teacher_id, self.case_ids, self.bank.images.shape[2:], "features"]).encode())
             path = Path(cache_dir) / f"teacher-outputs-{key.hexdigest()[:16]}.pt"
             if path.is_file():
                 stored = torch.load(path, weights_only=True)
@@ -178,7 +198,7 @@ class Trainer:
                                progress=self.progress)
         if path is not None:
             with atomic_file(path) as tmp:
-                torch.save({"logits": cached.logits, "pooled": cached.pooled, "bottleneck": cached.bottleneck}, tmp)
+                torch.save({"logits": cached.logits, "features": cached.features, "bottleneck": cached.bottleneck}, tmp)
         return cached
 
     # -- data ------------------------------------------------------------------------------------
@@ -190,6 +210,10 @@ class Trainer:
         else:
             idx = torch.randint(len(self.feed), (cfg.batch_size,), generator=self.generator)
             batch = self.feed.draw(idx)
+            if cfg.slice_crop is not None:
+                # KD-Net's bottleneck is 2^(stages-1) times smaller: cut it at the matching place.
+                grid = 2 ** (len(cfg.widths) - 1) if "t_bottleneck" in batch else 1
+                batch = random_crops(batch, cfg.slice_crop, self.generator, grid)
         return self.augment(batch, self.generator)
 
     # -- one step --------------------------------------------------------------------------------
@@ -199,7 +223,7 @@ class Trainer:
 
     def _teacher_outputs(self, batch: dict, images: torch.Tensor) -> dict[str, torch.Tensor]:
         if "t_logits" in batch:
-            out = {"logits": batch["t_logits"], "pooled": batch["t_pooled"]}
+            out = {"logits": batch["t_logits"], "features": batch["t_features"]}
             if "t_bottleneck" in batch:
                 out["bottleneck"] = batch["t_bottleneck"]
             return out
@@ -207,7 +231,7 @@ class Trainer:
             images = images.contiguous(memory_format=torch.channels_last)
         with torch.no_grad(), self.precision.autocast(self.device):
             full = self.teacher.forward_all(images)
-        return {"logits": full["logits"].float(), "pooled": pool(full["features"]).float(),
+        return {"logits": full["logits"].float(), "features": full["features"].float(),
                 "bottleneck": full["bottleneck"].float()}
 
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -229,7 +253,7 @@ class Trainer:
                 terms["pixel"] = regularized_kd_loss(out["logits"], t["logits"], labels, cfg.temperature)
             if cfg.method in ("ckd", "pkl"):
                 emb_s = self.heads["student"](out["features"].float())
-                emb_t = self.heads["teacher"](t["pooled"])
+                emb_t = self.heads["teacher"](t["features"])
                 terms["image"] = contrastive_kd_loss(emb_s, emb_t, cfg.margin)
             if cfg.method == "kdnet":
                 terms["pixel"] = kd_loss(out["logits"], t["logits"], cfg.temperature, t2_scaling=cfg.kd_t2)
@@ -303,6 +327,9 @@ class Trainer:
                 bar.set_postfix({k: f"{v:.3f}" for k, v in values.items() if k != "loss"}
                                 | {"loss": f"{values['loss']:.3f}", "img/s": f"{self.samples_per_second:.0f}"})
             bar.update(1)
+            every = self.cfg.validate_every
+            if self.validation and every and (self.step % every == 0 or self.step == self.cfg.steps):
+                self.validate()
             if checkpoint and checkpoint_every and self.step % checkpoint_every == 0 and self.step < until:
                 self.save(checkpoint)
         bar.close()
@@ -311,6 +338,16 @@ class Trainer:
         if checkpoint:
             self.save(checkpoint)
         return dict(self.history)
+
+    def validate(self) -> dict[str, float]:
+        """Score the validation cases now (Dice per region inside the brain) and add it to the history
+        as ``val_step`` and ``val_<region>``."""
+        dice = validation_dice(self.model, self.cfg, self.validation, self.device,
+                               self.precision if self.precision.dtype else None)
+        self._history["val_step"].append(float(self.step))
+        for region, value in dice.items():
+            self._history[f"val_{region}"].append(value)
+        return dice
 
     # -- checkpoints -----------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -323,6 +360,9 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
             "generator": self.generator.get_state(),
+            # Dropout draws from the global generators: keep them too, so that a resumed run repeats.
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
             "history": {k: list(v) for k, v in self.history.items()},
             "cases": list(self.case_ids),
             "teacher": self.teacher_id,
@@ -351,6 +391,10 @@ class Trainer:
         if self.scaler.is_enabled() and state["scaler"]:  # a run saved without fp16 has no scaler state
             self.scaler.load_state_dict(state["scaler"])
         self.generator.set_state(state["generator"])
+        if state.get("torch_rng") is not None:
+            torch.set_rng_state(state["torch_rng"])
+        if state.get("cuda_rng") is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.step = int(state["step"])
         self._history = defaultdict(list, {k: list(v) for k, v in state["history"].items()})
         self._pending.clear()
@@ -363,7 +407,8 @@ class Trainer:
 
 def train(cfg: TrainConfig, volumes: list[CaseVolume], teacher_checkpoint: str | os.PathLike | None = None,
           out: str | os.PathLike | None = None, device: str = "auto", progress: bool = True,
-          resume: bool = False, checkpoint_every: int = 0, cache_dir: str | os.PathLike | None = None) -> Trainer:
+          resume: bool = False, checkpoint_every: int = 0, cache_dir: str | os.PathLike | None = None,
+          validation: list[CaseVolume] | None = None) -> Trainer:
     """Train one run end to end; the convenience the lessons and the command line use.
 
     Args:
@@ -376,6 +421,7 @@ def train(cfg: TrainConfig, volumes: list[CaseVolume], teacher_checkpoint: str |
         resume: continue from ``out/checkpoint.pt`` if it exists.
         checkpoint_every: steps between intermediate checkpoints.
         cache_dir: where to keep the teacher's outputs between runs (default: beside its checkpoint).
+        validation: cases scored every ``cfg.validate_every`` steps into the history.
 
     Returns:
         The finished :class:`Trainer`.
@@ -400,7 +446,7 @@ def train(cfg: TrainConfig, volumes: list[CaseVolume], teacher_checkpoint: str |
     if cache_dir is None and teacher_checkpoint is not None:
         cache_dir = Path(teacher_checkpoint).parent
     trainer = Trainer(cfg, volumes, teacher, device=device, progress=progress, teacher_id=teacher_id,
-                      cache_dir=cache_dir)
+                      cache_dir=cache_dir, validation=validation)
     path = Path(out) / "checkpoint.pt" if out else None
     if resume and path is not None and path.is_file():
         trainer.resume(path)

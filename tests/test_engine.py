@@ -151,7 +151,7 @@ def test_teacher_cache_matches_the_teacher_and_flips_with_the_image(volumes, tea
     with torch.no_grad():
         logits, features = model(x)
     assert torch.allclose(cache.logits[:4].float(), logits, atol=1e-2)
-    assert torch.allclose(cache.pooled[:4], features.mean((2, 3)), atol=1e-5)
+    assert torch.allclose(cache.features[:4].float(), features, atol=1e-2)
     flips = torch.tensor([[True, False], [False, True], [True, True], [False, False]])
     assert torch.equal(apply_flips(x, flips)[0], x[0].flip(1))
     assert torch.equal(apply_flips(x, flips)[2], x[2].flip(1).flip(2))
@@ -268,7 +268,7 @@ def test_cli_train_evaluate_compare(brain_set, tmp_path, capsys):
     assert "needs a teacher checkpoint" in capsys.readouterr().err
 
 
-def test_verdicts_need_every_interval_to_agree():
+def test_verdicts_count_seed_and_case_noise():
     from pkd_lessons.notebook import verdicts
 
     # kd beats the baseline on every case for seed 0 but loses for seed 1: cases say "gain",
@@ -281,10 +281,6 @@ def test_verdicts_need_every_interval_to_agree():
     lines = verdicts(records).splitlines()
     kd = next(line for line in lines if line.startswith("- kd"))
     rkd = next(line for line in lines if line.startswith("- rkd"))
-    assert "within the noise" in kd and "over seeds" in kd
+    # The hierarchical bootstrap resamples seeds: the seed that loses keeps the interval over 0.
+    assert "no difference detected" in kd and "2 seeds x 3 cases" in kd and "detectable" in kd
     assert "better than the baseline" in rkd
-    single = verdicts([_record("baseline", 0, {"a": 0.5, "b": 0.6, "c": 0.5}),
-                       _record("kd", 0, {"a": 0.7, "b": 0.8, "c": 0.7})])
-    assert "judged over cases only" in single and "better" in single
-    tiny = verdicts([_record("baseline", 0, {"a": 0.5, "b": 0.6}), _record("kd", 0, {"a": 0.7, "b": 0.8})])
-    assert "too few" in tiny

@@ -18,6 +18,7 @@ from pkd_lessons.losses import (
     regularized_kd_loss,
     segmentation_loss,
 )
+from pkd_lessons.losses.segmentation import squared_dice_loss, weighted_cross_entropy
 
 LN3, LN9 = math.log(3.0), math.log(9.0)
 
@@ -38,11 +39,41 @@ def test_segmentation_loss_by_hand():
     # voxel 0: p = (0.75, 0.25), label 0; voxel 1: p = (0.5, 0.5), label 1; class weights (0.5, 0.5).
     logits = voxels((LN3, 0.0), (0.0, 0.0)).float()
     target = torch.tensor([[0, 1]])
-    ce = (-math.log(0.75) - math.log(0.5)) / 2
-    dice0 = 2 * 0.75 / (1.25 + 1.0)
-    dice1 = 2 * 0.5 / (0.75 + 1.0)
+    ce = (0.5 * -math.log(0.75) + 0.5 * -math.log(0.5)) / 2       # weighted, divided by the 2 voxels
+    dice0 = 2 * 0.75 / (0.75**2 + 0.5**2 + 1.0)                    # squared prediction in the denominator
+    dice1 = 2 * 0.5 / (0.25**2 + 0.5**2 + 1.0)
     expected = ce + 1 - (dice0 + dice1) / 2
-    assert segmentation_loss(logits, target).item() == pytest.approx(expected, abs=1e-5)
+    assert segmentation_loss(logits, target).item() == pytest.approx(expected, abs=1e-6)
+    assert squared_dice_loss(logits, target).item() == pytest.approx(1 - (dice0 + dice1) / 2, abs=1e-6)
+
+
+def test_cross_entropy_is_divided_by_all_voxels_not_the_weights():
+    # 9 background voxels (p_true 0.75), 1 tumour voxel (p_true 0.5): w = (0.1, 0.9).
+    logits = voxels(*[(LN3, 0.0)] * 9, (0.0, 0.0))
+    target = torch.tensor([[0] * 9 + [1]])
+    reference = (9 * 0.1 * -math.log(0.75) + 0.9 * -math.log(0.5)) / 10
+    pytorch_weighted_mean = (9 * 0.1 * -math.log(0.75) + 0.9 * -math.log(0.5)) / (9 * 0.1 + 0.9)
+    got = weighted_cross_entropy(logits, target).item()
+    assert got == pytest.approx(reference, rel=1e-6)  # class weights are counted in float32
+    assert got < pytorch_weighted_mean / 1.5
+
+
+def test_cross_entropy_clips_probabilities_at_the_floor():
+    logits = voxels((30.0, 0.0), (30.0, 0.0)).requires_grad_(True)
+    target = torch.tensor([[1, 0]])       # w = (0.5, 0.5)
+    loss = weighted_cross_entropy(logits, target)
+    assert loss.item() == pytest.approx(0.5 * -math.log(0.005) / 2, rel=1e-6)
+    loss.backward()
+    assert logits.grad[0, :, 0].abs().max() == 0  # clipped: no gradient from this voxel
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8])
+def test_segmentation_loss_integer_targets_and_all_background(dtype):
+    logits = torch.randn(2, 4, 8, 8)
+    target = torch.zeros(2, 8, 8, dtype=dtype)       # all background: every class weight is 0 or 1 - 1
+    loss = segmentation_loss(logits, target)
+    assert torch.isfinite(loss)
+    assert weighted_cross_entropy(logits, target).item() == 0.0
 
 
 def test_segmentation_loss_shape_mismatch():

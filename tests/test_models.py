@@ -63,9 +63,65 @@ def test_bad_inputs():
 @pytest.mark.parametrize("dims", [2, 3])
 def test_projection_head(dims):
     features = torch.randn(5, 8, *([6] * dims))
-    emb = ProjectionHead(8)(features)
+    head = ProjectionHead(8, [6] * dims)
+    emb = head(features)
     assert emb.shape == (5, 16)
     assert torch.allclose(emb.norm(dim=1), torch.ones(5), atol=1e-5)
+    # Window 3 (half of 6) at stride 1: 4 positions per axis, 8 channels, flattened.
+    assert head.window == (3,) * dims and head.mlp[0].in_features == 8 * 4**dims
+    with pytest.raises(ValueError, match="embeds"):
+        head(torch.randn(5, 8, *([7] * dims)))
+
+
+def test_projection_head_pooling_by_hand_and_keeps_the_layout():
+    # An 80^3 crop pools to 41^3 in the reference; here a 4x4 map with a 2x2 window pools to 3x3.
+    x = torch.arange(16, dtype=torch.float32).view(1, 1, 4, 4)
+    head = ProjectionHead(1, (4, 4))
+    pooled = head.pool(x)
+    assert pooled.shape == (1, 9)
+    assert pooled[0, 0].item() == pytest.approx((0 + 1 + 4 + 5) / 4)
+    assert pooled[0, 8].item() == pytest.approx((10 + 11 + 14 + 15) / 4)
+    # Two images with the same mean but different layouts get different pooled vectors, where a
+    # global average pool would give the same one.
+    flipped = x.flip(-1)
+    assert x.mean() == flipped.mean() and not torch.allclose(head.pool(flipped), pooled)
+    assert head.mlp[0].in_features == 9 and head.mlp[2].out_features == 16
+
+
+def test_fusion_block_by_hand():
+    """The reference's fusion: 3x3 conv to one map per modality -> instance norm -> sigmoid; the
+    weighted maps -> 1x1 conv -> instance norm -> leaky ReLU."""
+    from pkd_lessons.models import AttentionFusion
+
+    torch.manual_seed(0)
+    fusion = AttentionFusion(2, channels=3, modalities=2).eval()
+    convs = [m for m in fusion.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.kernel_size for c in convs] == [(3, 3), (1, 1)]
+    assert (convs[0].in_channels, convs[0].out_channels) == (6, 2) and (convs[1].in_channels, convs[1].out_channels) == (6, 3)
+    f = [torch.randn(2, 3, 8, 8), torch.randn(2, 3, 8, 8)]
+    fused, weights = fusion(f)
+    # By hand with the block's own parameters.
+    stacked = torch.cat(f, 1)
+    a = torch.sigmoid(torch.nn.functional.instance_norm(convs[0](stacked), weight=fusion.attention.adn.N.weight,
+                                                        bias=fusion.attention.adn.N.bias))
+    assert torch.allclose(weights, a, atol=1e-5)
+    weighted = torch.cat([f[0] * a[:, :1], f[1] * a[:, 1:]], 1)
+    expected = torch.nn.functional.leaky_relu(torch.nn.functional.instance_norm(
+        convs[1](weighted), weight=fusion.project.adn.N.weight, bias=fusion.project.adn.N.bias), 0.2)
+    assert torch.allclose(fused, expected, atol=1e-5)
+    # Instance norm before the sigmoid: the attention logits of each map have mean 0 per image.
+    logits = torch.logit(weights.double().clamp(1e-9, 1 - 1e-9))
+    assert logits.mean((2, 3)).abs().max() < 1e-3 + fusion.attention.adn.N.bias.abs().max()
+
+
+def test_encoder_dropout_is_the_reference_rate_and_off_in_eval():
+    net = student(4, 2, SMALL)
+    drops = [m for m in net.encoder.modules() if isinstance(m, torch.nn.Dropout)]
+    assert drops and all(d.p == 0.3 for d in drops)
+    assert not any(isinstance(m, torch.nn.Dropout) for m in student(4, 2, SMALL, dropout=0.0).modules())
+    net.eval()
+    x = torch.randn(1, 1, 16, 16)
+    assert torch.equal(net(x)[0], net(x)[0])
 
 
 def test_default_widths_follow_the_reference():

@@ -34,7 +34,7 @@ def bank(volumes):
 def fake_teacher(bank: SliceBank) -> TeacherOutputs:
     n, _, h, w = bank.images.shape
     g = torch.Generator().manual_seed(0)
-    return TeacherOutputs(torch.randn((n, 4, h, w), generator=g).half(), torch.randn((n, 8), generator=g),
+    return TeacherOutputs(torch.randn((n, 4, h, w), generator=g).half(), torch.randn((n, 8, h, w), generator=g).half(),
                           torch.randn((n, 16, h // 8, w // 8), generator=g).half())
 
 
@@ -55,7 +55,7 @@ def test_device_resident_feed_serves_compute_dtypes(bank):
     feed = BatchFeed.build(bank, cached, CPU, bottleneck=True)
     assert feed.placement == "device" and len(feed) == len(bank)
     assert feed.nbytes == sum(t.numel() * t.element_size() for t in
-                              (bank.images, bank.labels, cached.logits, cached.pooled, cached.bottleneck))
+                              (bank.images, bank.labels, cached.logits, cached.features, cached.bottleneck))
     idx = torch.tensor([3, 0, 3, len(bank) - 1])
     batch = feed.draw(idx)
     assert batch["images"].dtype == torch.float32 and batch["labels"].dtype == torch.int64
@@ -87,7 +87,7 @@ def batch_of(bank: SliceBank, n: int = 6) -> dict[str, torch.Tensor]:
     idx = torch.arange(n) * (len(bank) // n)
     cached = fake_teacher(bank)
     return {"images": bank.images[idx].float(), "labels": bank.labels[idx].long(),
-            "t_logits": cached.logits[idx].float(), "t_pooled": cached.pooled[idx]}
+            "t_logits": cached.logits[idx].float(), "t_features": cached.features[idx].float()}
 
 
 def test_flips_move_image_label_and_teacher_together(bank):
@@ -97,10 +97,9 @@ def test_flips_move_image_label_and_teacher_together(bank):
     flips = random_flips(torch.Generator().manual_seed(3), len(batch["images"]), 2)
     for i, (fx, fy) in enumerate(flips.tolist()):
         dims = [d for d, f in ((-2, fx), (-1, fy)) if f]
-        for k in ("images", "labels", "t_logits"):
+        for k in ("images", "labels", "t_logits", "t_features"):
             expected = batch[k][i].flip(dims) if dims else batch[k][i]
             assert torch.equal(out[k][i], expected)
-    assert torch.equal(out["t_pooled"], batch["t_pooled"])
     # With intensity and affine off, the random sequence is exactly the flips' (runs stay comparable).
     assert not torch.equal(g.get_state(), torch.Generator().manual_seed(3).get_state())
     g2 = torch.Generator().manual_seed(3)

@@ -2,34 +2,58 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 
-def pool(features: torch.Tensor) -> torch.Tensor:
-    """Global average over the spatial axes: ``(B, C, *S)`` -> ``(B, C)``. Unchanged by flips, so a
-    cached pooled teacher feature stays valid for a flipped image."""
-    return features.flatten(2).mean(dim=2)
+def pooling_window(input_size: Sequence[int]) -> tuple[int, ...]:
+    """The reference's pooling window: half the training crop along every axis (40 for 80^3)."""
+    return tuple(max(1, int(s) // 2) for s in input_size)
 
 
 class ProjectionHead(nn.Module):
-    """Global average pooling, Linear(32), ReLU, Linear(16), L2 normalisation.
+    """Average pooling with a window of half the input at stride 1, flatten, Linear(32), ReLU,
+    Linear(16), L2 normalisation: the reference code's ``metric_layer``.
 
-    As in the paper's reference code; student and teacher each get one, both trained (the teacher's
-    backbone stays frozen).
+    The pooling keeps the spatial layout: an 80^3 crop of 16-channel features becomes 41^3 x 16
+    values before the first linear layer. (A global average pool of an instance-normalised map
+    carries almost no information about the image: every image's embedding is then nearly the
+    same, and the contrastive loss cannot separate them.) Student and teacher each get one head,
+    both trained; the teacher's backbone stays frozen.
 
     Args:
         in_channels: channels of the feature map (the last decoder stage's width).
+        input_size: spatial size of the feature maps it embeds (the training slice or crop).
         hidden: width of the first linear layer.
         out: embedding size.
+
+    Raises:
+        ValueError: (forward) a feature map of another size than ``input_size``.
     """
 
-    def __init__(self, in_channels: int, hidden: int = 32, out: int = 16) -> None:
+    def __init__(self, in_channels: int, input_size: Sequence[int], hidden: int = 32, out: int = 16) -> None:
         super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(in_channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out))
+        self.in_channels = int(in_channels)
+        self.input_size = tuple(int(s) for s in input_size)
+        if len(self.input_size) not in (2, 3) or min(self.input_size) < 1:
+            raise ValueError(f"input_size must be 2 or 3 positive sizes, got {input_size}")
+        self.window = pooling_window(self.input_size)
+        pooled = [s - w + 1 for s, w in zip(self.input_size, self.window)]
+        self.mlp = nn.Sequential(nn.Linear(self.in_channels * math.prod(pooled), hidden), nn.ReLU(inplace=True),
+                                 nn.Linear(hidden, out))
+
+    def pool(self, features: torch.Tensor) -> torch.Tensor:
+        """``(B, C, *input_size)`` -> ``(B, C * prod(input_size - window + 1))``."""
+        if tuple(features.shape[1:]) != (self.in_channels, *self.input_size):
+            raise ValueError(f"the projection head embeds ({self.in_channels}, "
+                             f"{', '.join(map(str, self.input_size))}) feature maps, got {tuple(features.shape[1:])}")
+        op = F.avg_pool2d if len(self.input_size) == 2 else F.avg_pool3d
+        return op(features, self.window, stride=1).flatten(1)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """``(B, C, *S)`` feature map (or ``(B, C)`` already pooled) -> ``(B, out)`` unit-length embeddings."""
-        pooled = features if features.ndim == 2 else pool(features)
-        return F.normalize(self.mlp(pooled), dim=1)
+        """``(B, C, *input_size)`` feature map -> ``(B, out)`` unit-length embeddings."""
+        return F.normalize(self.mlp(self.pool(features)), dim=1)

@@ -8,26 +8,44 @@ import torch
 from monai.networks.blocks import Convolution
 from torch import nn
 
-from pkd_lessons.models.unet import Decoder, Encoder, SegmentationNet, _check_dims, crop_to, pad_to_multiple
+from pkd_lessons.models.unet import (
+    DROPOUT,
+    NORM,
+    Decoder,
+    Encoder,
+    SegmentationNet,
+    _check_dims,
+    crop_to,
+    general_conv,
+    pad_to_multiple,
+)
 
 
 class AttentionFusion(nn.Module):
-    """Fuse M modality feature maps with a sigmoid attention map, then a 1x1 convolution.
+    """The reference code's modality attention: one sigmoid weight per modality and location, then a
+    1x1 fusion.
 
-    ``a = sigmoid(conv1x1([f_1, ..., f_M]))`` gives one weight per modality and location
-    ``(B, M, *S)``; the fused map is ``conv1x1([a_1 f_1, ..., a_M f_M])`` with the width of one
-    modality's features. This is the teacher's fusion in the paper's reference code.
+    With ``f_1 ... f_M`` the modalities' feature maps at one scale (``C`` channels each):
+
+    * ``a = sigmoid(IN(conv3x3([f_1, ..., f_M])))``, ``(B, M, *S)``: a 3x3 (3x3x3) convolution of the
+      concatenated maps to ``M`` maps, instance norm, sigmoid;
+    * ``fused = LeakyReLU_0.2(IN(conv1x1([a_1 f_1, ..., a_M f_M])))``, ``(B, C, *S)``.
+
+    Args:
+        spatial_dims: 2 or 3.
+        channels: ``C``, the width of one modality's features at this scale.
+        modalities: ``M``.
     """
 
     def __init__(self, spatial_dims: int, channels: int, modalities: int) -> None:
         super().__init__()
-        self.attention = Convolution(spatial_dims, channels * modalities, modalities, kernel_size=1,
-                                     conv_only=True)
-        self.project = Convolution(spatial_dims, channels * modalities, channels, kernel_size=1, conv_only=True)
+        self.attention = Convolution(spatial_dims, channels * modalities, modalities, kernel_size=3,
+                                     norm=NORM, act="sigmoid", adn_ordering="NA")
+        self.project = general_conv(spatial_dims, channels * modalities, channels, kernel_size=1)
 
     def forward(self, features: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         stacked = torch.cat(list(features), dim=1)
-        weights = torch.sigmoid(self.attention(stacked))
+        weights = self.attention(stacked)
         weighted = torch.cat([f * weights[:, m:m + 1] for m, f in enumerate(features)], dim=1)
         return self.project(weighted), weights
 
@@ -42,13 +60,14 @@ class MultimodalTeacher(nn.Module):
         num_classes: output classes including background.
         spatial_dims: 2 or 3.
         widths: channels of the four stages (per modality encoder and in the decoder).
+        dropout: dropout of each encoder stage's middle convolution (0.3 in the reference).
 
     Returns (forward):
         ``(logits, features)`` as :class:`~pkd_lessons.models.unet.SegmentationNet`.
     """
 
     def __init__(self, modalities: Sequence[str], num_classes: int, spatial_dims: int = 2,
-                 widths: Sequence[int] = (16, 32, 64, 128)) -> None:
+                 widths: Sequence[int] = (16, 32, 64, 128), dropout: float = DROPOUT) -> None:
         super().__init__()
         _check_dims(spatial_dims)
         if len(modalities) < 2:
@@ -58,7 +77,7 @@ class MultimodalTeacher(nn.Module):
         self.spatial_dims = spatial_dims
         self.widths = tuple(widths)
         self.in_channels = len(self.modalities)
-        self.encoders = nn.ModuleList(Encoder(spatial_dims, 1, widths) for _ in self.modalities)
+        self.encoders = nn.ModuleList(Encoder(spatial_dims, 1, widths, dropout) for _ in self.modalities)
         self.fusions = nn.ModuleList(AttentionFusion(spatial_dims, w, len(self.modalities)) for w in widths)
         self.decoder = Decoder(spatial_dims, widths, num_classes)
 
@@ -95,20 +114,20 @@ class MultimodalTeacher(nn.Module):
 
 
 def early_fusion_teacher(modalities: Sequence[str], num_classes: int, spatial_dims: int = 2,
-                         widths: Sequence[int] = (16, 32, 64, 128)) -> SegmentationNet:
+                         widths: Sequence[int] = (16, 32, 64, 128), dropout: float = DROPOUT) -> SegmentationNet:
     """The plain alternative: all modalities stacked as input channels of one U-Net."""
-    net = SegmentationNet(len(modalities), num_classes, spatial_dims, widths)
+    net = SegmentationNet(len(modalities), num_classes, spatial_dims, widths, dropout)
     net.modalities = tuple(modalities)
     return net
 
 
 def student(num_classes: int, spatial_dims: int = 2, widths: Sequence[int] = (16, 32, 64, 128),
-            modality: str | None = None) -> SegmentationNet:
+            modality: str | None = None, dropout: float = DROPOUT) -> SegmentationNet:
     """The unimodal student: the same backbone fed by one modality (one input channel).
 
     The reference code repeats the one modality into four channels; a one-channel first layer is the
     cleaner equivalent.
     """
-    net = SegmentationNet(1, num_classes, spatial_dims, widths)
+    net = SegmentationNet(1, num_classes, spatial_dims, widths, dropout)
     net.modalities = (modality,) if modality else ()
     return net
