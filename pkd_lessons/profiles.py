@@ -29,8 +29,8 @@ PROFILES: dict[str, dict] = {
         "brain_cases": 36, "cardiac_cases": 36, "split": (12, 4, 20), "seeds": 3,
         "widths": (8, 16, 32, 64), "batch_size": 16, "lr": 3e-3, "dropout": 0.0,
         "teacher_slice_crop": None, "slice_crop": (64, 64),
-        "teacher_steps": 1200, "student_steps": 1000, "cardiac_steps": 600, "cardiac_batch_size": 16,
-        "validations": 10, "device": "auto",
+        "teacher_steps": 1000, "student_steps": 800, "cardiac_steps": 600, "cardiac_batch_size": 16,
+        "validations": 8, "device": "auto",
     },
     # Every branch of every lesson at toy sizes: what the test suite runs to prove that the paths
     # only the full profile takes do not crash. Its numbers mean nothing.
