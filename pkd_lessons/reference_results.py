@@ -85,7 +85,7 @@ def build_reference(out: str | os.PathLike = REFERENCE_FILE, profile: str = "ref
         raise ValueError(f"unknown reference method(s) {unknown}; known: {', '.join(REFERENCE_METHODS)}")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
+    start, commit = time.perf_counter(), _commit()  # the code as it was when the runs started
     lesson = Lesson.start(profile, data_root, output_dir=out.parent / ".reference-work", **overrides)
     teacher = lesson.run("teacher", progress=progress)
     runs = {"teacher": [teacher]}
@@ -102,7 +102,7 @@ def build_reference(out: str | os.PathLike = REFERENCE_FILE, profile: str = "ref
     settings = {k: list(v) if isinstance(v, tuple) else v for k, v in lesson.cfg.items()}
     data = {
         "provenance": {
-            "commit": _commit(),
+            "commit": commit,
             "command": "pkd-lessons reference " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["reference"]
             else f"build_reference(profile={profile!r})",
             "device": describe_device(pick_device(lesson.cfg["device"])),
