@@ -29,3 +29,32 @@ def region_dice(prediction: np.ndarray, reference: np.ndarray, convention: Label
     ref = torch.from_numpy(convention.to_regions(reference))[None].float()
     dice = compute_dice(pred, ref, include_background=True, ignore_empty=False)[0]
     return {name: float(d) for name, d in zip(convention.region_names, dice)}
+
+
+def annotation_agreement(volumes, convention: LabelConvention | None = None) -> dict[str, float]:
+    """Mean Dice per region between the annotation (the rater's label) and the truth.
+
+    On the phantoms this is the *annotation ceiling*: a network that reproduced the rater's labels
+    perfectly would score this against the truth. A network can pass it only by averaging out the
+    raters' noise, as a good teacher does.
+
+    Args:
+        volumes: cases with both ``label`` and ``truth``.
+        convention: regions (default: the first case's).
+
+    Returns:
+        region -> mean Dice.
+
+    Raises:
+        ValueError: no cases, or a case without a separate truth.
+    """
+    volumes = list(volumes)
+    if not volumes:
+        raise ValueError("annotation_agreement needs at least one case")
+    convention = convention or volumes[0].convention
+    scores = []
+    for v in volumes:
+        if v.label is None or v.truth is None:
+            raise ValueError(f"{v.case_id} needs both an annotation and a truth")
+        scores.append(region_dice(v.label, v.truth, convention))
+    return {r: float(np.mean([s[r] for s in scores])) for r in convention.region_names}

@@ -232,6 +232,40 @@ class Lesson:
             heads.load_state_dict(state)
         return heads.eval()
 
+    def embeddings(self, run: Run, teacher: Run, heads, volumes: list[CaseVolume] | None = None,
+                   slices_per_case: int = 4):
+        """Student and teacher embeddings of the tumour's largest slices of each case.
+
+        The heads embed windows of their training size (``heads["student"].input_size``), so each
+        slice is cut to a window of that size centred on its tumour.
+
+        Returns:
+            ``(student, teacher)`` arrays of shape ``(N, 16)``.
+        """
+        import numpy as np
+        import torch
+
+        s_model, t_model = self.model(run), self.model(teacher)
+        dev = next(s_model.parameters()).device
+        h, w = heads["student"].input_size
+        channel = run.config.modalities.index(run.config.modality)
+        s_emb, t_emb = [], []
+        for v in volumes if volumes is not None else self.split(run.folder.parent.name)[1]:
+            area = (v.truth > 0).sum((0, 1))
+            for z in np.argsort(area)[::-1][:slices_per_case]:
+                image = v.image[:, :, :, z]
+                image = np.pad(image, ((0, 0), (0, max(0, h - image.shape[1])), (0, max(0, w - image.shape[2]))))
+                tumour = np.argwhere(np.pad(v.truth[:, :, z] > 0, ((0, image.shape[1] - v.shape[0]),
+                                                                    (0, image.shape[2] - v.shape[1]))))
+                cy, cx = tumour.mean(0).astype(int) if len(tumour) else (image.shape[1] // 2, image.shape[2] // 2)
+                y0 = int(np.clip(cy - h // 2, 0, image.shape[1] - h))
+                x0 = int(np.clip(cx - w // 2, 0, image.shape[2] - w))
+                x = torch.from_numpy(np.ascontiguousarray(image[None, :, y0:y0 + h, x0:x0 + w])).float().to(dev)
+                with torch.no_grad():
+                    s_emb.append(heads["student"].to(dev)(s_model(x[:, [channel]])[1]).cpu().numpy()[0])
+                    t_emb.append(heads["teacher"].to(dev)(t_model(x)[1]).cpu().numpy()[0])
+        return np.array(s_emb), np.array(t_emb)
+
     def predict(self, run: Run, volume: CaseVolume):
         """A run's class map of one case."""
         from pkd_lessons.evaluate import predict_volume

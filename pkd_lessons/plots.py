@@ -13,7 +13,12 @@ from pkd_lessons.losses import regularization_weights
 
 def plot_curves(histories: Mapping[str, Mapping[str, Sequence[float]]], terms: Sequence[str] = ("loss",),
                 smooth: int = 10) -> plt.Figure:
-    """Loss curves of several runs (moving average over ``smooth`` steps), one panel per term."""
+    """Loss curves of several runs (moving average over ``smooth`` steps), one panel per term.
+
+    Each run keeps one colour in every panel, and a panel's legend names only the runs that have
+    that term (the baseline has no distillation term, for instance).
+    """
+    colours = {name: f"C{i}" for i, name in enumerate(histories)}
     fig, axes = plt.subplots(1, len(terms), figsize=(4.2 * len(terms), 3), squeeze=False)
     for ax, term in zip(axes[0], terms):
         for name, hist in histories.items():
@@ -21,12 +26,79 @@ def plot_curves(histories: Mapping[str, Mapping[str, Sequence[float]]], terms: S
             if values.size == 0:
                 continue
             k = max(1, min(smooth, values.size))
-            ax.plot(np.convolve(values, np.ones(k) / k, mode="valid"), label=name, linewidth=1.2)
-        ax.set_title(term)
+            ax.plot(np.arange(k, values.size + 1), np.convolve(values, np.ones(k) / k, mode="valid"),
+                    label=name, linewidth=1.2, color=colours[name])
+        ax.set_title(f"{term} loss")
         ax.set_xlabel("step")
-    axes[0, 0].legend(fontsize=8, frameon=False)
+        ax.set_ylabel(f"{term} (moving average of {smooth} steps)")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8, frameon=False)
     fig.tight_layout()
     return fig
+
+
+def plot_training(histories: Mapping[str, Mapping[str, Sequence[float]]], regions: Sequence[str] = ("WT", "TC", "ET"),
+                  smooth: int = 20) -> plt.Figure:
+    """Training loss and validation Dice side by side, as in MONAI's BraTS tutorial.
+
+    Left: each run's total loss per step (moving average). Right: each run's validation Dice per
+    region against the step (a line style per run, a colour per region).
+
+    Args:
+        histories: run name -> history (``loss`` per step; ``val_step`` and ``val_<region>``).
+        regions: regions to draw.
+        smooth: moving-average window of the loss, in steps.
+    """
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
+    styles = ["-", "--", ":", "-."]
+    for i, (name, hist) in enumerate(histories.items()):
+        loss = np.asarray(hist.get("loss", []), dtype=float)
+        if loss.size:
+            k = max(1, min(smooth, loss.size))
+            left.plot(np.arange(k, loss.size + 1), np.convolve(loss, np.ones(k) / k, mode="valid"),
+                      label=name, color=f"C{i}", linewidth=1.2)
+        steps = hist.get("val_step", [])
+        for j, region in enumerate(regions):
+            values = hist.get(f"val_{region}", [])
+            if len(values):
+                right.plot(steps, values, marker="o", markersize=3, color=f"C{j}", linestyle=styles[i % len(styles)],
+                           label=f"{name}: {region}" if len(histories) > 1 else region)
+    left.set(xlabel="step", ylabel=f"training loss (moving average of {smooth})", title="training loss")
+    right.set(xlabel="step", ylabel="Dice on the validation cases", title="validation Dice", ylim=(0, 1))
+    for ax in (left, right):
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plateau_reading(history: Mapping[str, Sequence[float]], regions: Sequence[str] = ("WT", "TC", "ET"),
+                    tolerance: float = 0.02, last: int = 3) -> str:
+    """A sentence saying, from the validation curve alone, whether a run has stopped improving.
+
+    The run counts as plateaued when its validation Dice, averaged over ``regions``, changed by
+    less than ``tolerance`` (2 Dice points) between the mean of the last ``last`` validations
+    and the mean of the ``last`` before them, and as still improving when it rose by more.
+
+    Returns:
+        The sentence, with the numbers it is based on.
+    """
+    steps = list(history.get("val_step", []))
+    curves = [np.asarray(history.get(f"val_{r}", []), dtype=float) for r in regions]
+    if len(steps) < 2 * last or any(c.size != len(steps) for c in curves):
+        return (f"Too few validation points ({len(steps)}) to tell whether this run has converged "
+                f"(need {2 * last}).")
+    mean = np.mean(curves, axis=0)
+    before, after = mean[-2 * last:-last].mean(), mean[-last:].mean()
+    change = after - before
+    where = f"steps {int(steps[-2 * last])}-{int(steps[-last - 1])} vs {int(steps[-last])}-{int(steps[-1])}"
+    text = (f"Mean validation Dice ({'/'.join(regions)}) {100 * before:.1f} -> {100 * after:.1f} "
+            f"({100 * change:+.1f} points, {where}): ")
+    if abs(change) < tolerance:
+        return text + f"plateaued (changed by less than {100 * tolerance:.0f} points)."
+    if change > 0:
+        return text + "still improving: longer training would likely raise it."
+    return text + "it fell: the last steps made the validation cases worse (noise or over-fitting to the rater's labels)."
 
 
 def weight_map_figure(image: np.ndarray, truth: np.ndarray, student_logits: torch.Tensor,

@@ -23,8 +23,10 @@ from pathlib import Path
 from pkd_lessons.atomic import atomic_file
 
 REFERENCE_FILE = Path(__file__).resolve().parent / "reference" / "brain.json"
-#: Every student variant the reference trains (``control``: the baseline on the clean truth).
+#: Every student variant the reference can train (``control``: the baseline on the clean truth).
 REFERENCE_METHODS = ("baseline", "control", "kd", "rkd", "ckd", "pkl", "kdnet")
+#: What ``pkd-lessons reference`` trains by default (the control is trained by every lesson run).
+DEFAULT_METHODS = ("baseline", "kd", "rkd", "ckd", "pkl", "kdnet")
 #: History entries kept (the loss is thinned to at most this many points).
 _LOSS_POINTS = 200
 
@@ -59,7 +61,7 @@ def run_name(method: str) -> str:
 
 
 def build_reference(out: str | os.PathLike = REFERENCE_FILE, profile: str = "reference",
-                    data_root: str | os.PathLike | None = None, methods: tuple[str, ...] = REFERENCE_METHODS,
+                    data_root: str | os.PathLike | None = None, methods: tuple[str, ...] = DEFAULT_METHODS,
                     progress: bool = True, **overrides) -> Path:
     """Train the reference runs (or reuse them from ``data_root``) and write their results as JSON.
 
@@ -165,3 +167,27 @@ def provenance_line(data: dict) -> str:
 def reference_records(data: dict, methods: tuple[str, ...] | None = None) -> list[dict]:
     """The stored metrics records (optionally only some methods), ready for the statistics."""
     return [r for r in data["records"] if methods is None or r["method"] in methods]
+
+
+def reference_section(methods: tuple[str, ...], reference: str = "baseline", path: str | os.PathLike = REFERENCE_FILE,
+                      regions: tuple[str, ...] = ("WT", "TC", "ET")) -> str:
+    """Markdown for a lesson: the reference results of some methods, their comparison with
+    ``reference`` (hierarchical bootstrap, n and detectable difference) and where they come from.
+
+    Returns a short note instead when no reference results are stored.
+    """
+    from pkd_lessons.results import summarize, to_markdown
+    from pkd_lessons.statistics import compare, verdict_lines
+
+    data = load_reference(path)
+    if data is None:
+        return "*No reference results are stored with this copy of the package: run `pkd-lessons reference`.*"
+    wanted = tuple(dict.fromkeys((reference, *methods)))
+    records = [r for r in reference_records(data, wanted)]
+    if not records:
+        return f"*The stored reference results hold none of {', '.join(wanted)}.*"
+    rows = [r for r in summarize(records, baseline=None) if r["region"] in regions]
+    table = to_markdown(rows)
+    lines = verdict_lines([r for r in compare(records, reference=reference) if r["region"] in regions],
+                          reference=reference) if len({r["method"] for r in records}) > 1 else ""
+    return "\n\n".join(part for part in (provenance_line(data), table, lines) if part)

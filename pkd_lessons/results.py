@@ -102,14 +102,17 @@ def to_markdown(rows: Sequence[dict], scale: float = 100.0, baseline: str = "bas
     regions = list(dict.fromkeys(r["region"] for r in rows))
     by = {(r["method"], r["region"]): r for r in rows}
     f = lambda v: f"{v * scale:.{digits}f}"
-    head = ["method", "seeds"] + [f"{g} mean ± sd" for g in regions] + [f"{g} Δ vs {baseline} [95% CI]" for g in regions]
+    compared = any(not np.isnan(r["diff"]) for r in rows)
+    head = ["method", "seeds"] + [f"{g} mean ± sd" for g in regions]
+    if compared:
+        head += [f"{g} Δ vs {baseline} [95% CI over cases]" for g in regions]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for m in methods:
         cells = [m, str(by[(m, regions[0])]["seeds"])]
         for g in regions:
             r = by[(m, g)]
             cells.append(f"{f(r['mean'])} ± {f(r['sd'])}" if r["seeds"] > 1 else f(r["mean"]))
-        for g in regions:
+        for g in regions if compared else ():
             r = by[(m, g)]
             cells.append("" if np.isnan(r["diff"]) else f"{f(r['diff'])} [{f(r['ci_low'])}, {f(r['ci_high'])}]")
         lines.append("| " + " | ".join(cells) + " |")
