@@ -32,7 +32,8 @@ class TrainConfig:
         num_classes: classes including background.
         spatial_dims: 2 (slices) or 3 (crops).
         widths: channels of the four U-Net stages (16/32/64/128 in the paper).
-        dropout: dropout of the middle convolution of every encoder stage (0.3 in the reference code).
+        dropout: dropout in the encoder (the reference code: 0.3 on the middle convolution of every
+            stage; here after each convolution of MONAI's residual blocks, see ``docs/fidelity.md``).
         arch: teacher architecture: ``"attention"`` (the paper's) or ``"early"`` (channels stacked).
         steps: optimisation steps.
         batch_size: slices (2D) or crops (3D) per step.
@@ -135,6 +136,8 @@ class TrainConfig:
             raise ValueError(f"affine must be in [0, 45] degrees, got {self.affine}")
         if self.affine and self.spatial_dims != 2:
             raise ValueError("the affine augmentation is implemented for 2D slices; set affine=0 in 3D")
+        if self.slice_crop is not None and self.spatial_dims != 2:
+            raise ValueError("slice_crop is for 2D slices; a 3D run uses crop")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.train_on not in ("annotation", "truth"):

@@ -109,9 +109,18 @@ def score_case(prediction: np.ndarray, truth: np.ndarray, convention: LabelConve
         region -> ``{"dice": ..., "hd95": ...}``.
     """
     dice = region_dice(prediction, truth, convention)
+    worst = math.sqrt(sum((n * s) ** 2 for n, s in zip(prediction.shape, spacing)))
+    # Distances do not depend on the empty background: cut both maps to the box around everything
+    # either labels, with a margin of 2 voxels so that no boundary touches the cut (same result, a
+    # fraction of the distance-transform work).
+    anything = np.argwhere((prediction > 0) | (truth > 0))
+    if len(anything):
+        lo = np.maximum(anything.min(0) - 2, 0)
+        hi = anything.max(0) + 3
+        box = tuple(slice(a, b) for a, b in zip(lo, hi))
+        prediction, truth = prediction[box], truth[box]
     pred = torch.from_numpy(convention.to_regions(prediction))[None].float()
     ref = torch.from_numpy(convention.to_regions(truth))[None].float()
-    worst = math.sqrt(sum((n * s) ** 2 for n, s in zip(prediction.shape, spacing)))
     out = {}
     for r, name in enumerate(convention.region_names):
         p_any, t_any = bool(pred[0, r].any()), bool(ref[0, r].any())

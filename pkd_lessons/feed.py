@@ -86,7 +86,8 @@ class BatchFeed:
 
     @classmethod
     def build(cls, bank: SliceBank, cached: TeacherOutputs | None, device: torch.device,
-              placement: str = "auto", bottleneck: bool = False, free_bytes: int | None = None) -> "BatchFeed":
+              placement: str = "auto", bottleneck: bool = False, free_bytes: int | None = None,
+              features: bool = True) -> "BatchFeed":
         """Place a slice bank (and the teacher's cached outputs) for ``device``.
 
         Args:
@@ -95,11 +96,14 @@ class BatchFeed:
             device: compute device.
             placement: see :func:`choose_placement`.
             bottleneck: keep the teacher's bottleneck features (KD-Net).
+            features: keep the teacher's last feature maps (what the contrastive loss embeds).
             free_bytes: free device memory (tests).
         """
         tensors = {"images": bank.images, "labels": bank.labels}
         if cached is not None:
-            tensors |= {"t_logits": cached.logits, "t_features": cached.features}
+            tensors["t_logits"] = cached.logits
+            if features:
+                tensors["t_features"] = cached.features
             if bottleneck:
                 tensors["t_bottleneck"] = cached.bottleneck
         where = choose_placement(_nbytes(tensors.values()), device, placement, free_bytes=free_bytes)

@@ -3,7 +3,7 @@
 The quick profile trains what a CPU can afford in a lesson; the ``reference`` profile trains every
 method (and the positive control) for longer on the same phantom data, split and networks. Its
 metrics, validation curves and provenance (commit, command, device, date, duration) are stored in
-``pkd_lessons/reference/brain.json``, and lessons 03-06 and 08 show them beside their own numbers
+``pkd_lessons/reference/brain.json``, and lessons 03-06 show them beside their own numbers
 as "what longer training gives". One command regenerates the file::
 
     pkd-lessons reference --out pkd_lessons/reference/brain.json
@@ -25,8 +25,8 @@ from pkd_lessons.atomic import atomic_file
 REFERENCE_FILE = Path(__file__).resolve().parent / "reference" / "brain.json"
 #: Every student variant the reference can train (``control``: the baseline on the clean truth).
 REFERENCE_METHODS = ("baseline", "control", "kd", "rkd", "ckd", "pkl", "kdnet")
-#: What ``pkd-lessons reference`` trains by default (the control is trained by every lesson run).
-DEFAULT_METHODS = ("baseline", "kd", "rkd", "ckd", "pkl", "kdnet")
+#: What ``pkd-lessons reference`` trains by default: all of them.
+DEFAULT_METHODS = REFERENCE_METHODS
 #: History entries kept (the loss is thinned to at most this many points).
 _LOSS_POINTS = 200
 
@@ -188,6 +188,7 @@ def reference_section(methods: tuple[str, ...], reference: str = "baseline", pat
         return f"*The stored reference results hold none of {', '.join(wanted)}.*"
     rows = [r for r in summarize(records, baseline=None) if r["region"] in regions]
     table = to_markdown(rows)
+    present = {r["method"] for r in records}
     lines = verdict_lines([r for r in compare(records, reference=reference) if r["region"] in regions],
-                          reference=reference) if len({r["method"] for r in records}) > 1 else ""
+                          reference=reference) if reference in present and len(present) > 1 else ""
     return "\n\n".join(part for part in (provenance_line(data), table, lines) if part)

@@ -159,12 +159,12 @@ class Trainer:
             if self.teacher is not None and cfg.cache_teacher:
                 self._cached = self._teacher_cache(cache_dir)
             self.feed = BatchFeed.build(self.bank, self._cached, self.device, cfg.placement,
-                                        bottleneck=cfg.method == "kdnet")
+                                        bottleneck=cfg.method == "kdnet", features=cfg.method in ("ckd", "pkl"))
             if self.feed.placement == "pinned":  # keep one host copy: the pinned one
                 self.bank.images, self.bank.labels = self.feed.tensors["images"], self.feed.tensors["labels"]
                 if self._cached is not None:
                     self._cached.logits = self.feed.tensors["t_logits"]
-                    self._cached.features = self.feed.tensors["t_features"]
+                    self._cached.features = self.feed.tensors.get("t_features", self._cached.features)
         else:
             if cfg.train_on == "truth":
                 raise ValueError("train_on='truth' is implemented for 2D slices")
@@ -211,7 +211,8 @@ class Trainer:
             idx = torch.randint(len(self.feed), (cfg.batch_size,), generator=self.generator)
             batch = self.feed.draw(idx)
             if cfg.slice_crop is not None:
-                # KD-Net's bottleneck is 2^(stages-1) times smaller: cut it at the matching place.
+                # KD-Net's bottleneck is 2^(stages-1) times smaller: cut it at the matching place (so
+                # KD-Net's windows start on that grid, and differ from the other methods' for a seed).
                 grid = 2 ** (len(cfg.widths) - 1) if "t_bottleneck" in batch else 1
                 batch = random_crops(batch, cfg.slice_crop, self.generator, grid)
         return self.augment(batch, self.generator)

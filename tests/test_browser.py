@@ -44,8 +44,9 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 LESSON = REPO / "notebooks" / "07_exploring_errors.ipynb"
 VIEWER_CELL = "07-09"
-#: The smallest lesson that still trains a teacher and a student and holds out one case (seconds on a CPU).
-TINY = {"brain_cases": 2, "seeds": 1, "teacher_steps": 2, "student_steps": 2, "widths": (4, 8, 16, 32),
+#: The smallest lesson that still trains a teacher and a student, with one training, one validation and one
+#: held-out case (seconds on a CPU).
+TINY = {"brain_cases": 3, "seeds": 1, "teacher_steps": 2, "student_steps": 2, "widths": (4, 8, 16, 32),
         "batch_size": 2, "device": "cpu"}
 #: JupyterLab settings that keep it off the network (news, update checks, the PyPI extension manager).
 OFFLINE_CONFIG = {"LabApp": {"news_url": None, "check_for_updates_class": "jupyterlab.NeverCheckForUpdate",

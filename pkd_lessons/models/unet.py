@@ -55,7 +55,9 @@ class Encoder(nn.Module):
         spatial_dims: 2 or 3.
         in_channels: input channels (1 for one modality).
         widths: channels of each stage.
-        dropout: dropout after the convolutions of every stage (0.3 in the reference; 0 turns it off).
+        dropout: dropout rate passed to MONAI's residual blocks, which apply it after each of their
+            convolutions (the reference applies 0.3 once per stage, after its middle convolution);
+            0 turns it off.
     """
 
     def __init__(self, spatial_dims: int, in_channels: int, widths: Sequence[int], dropout: float = DROPOUT) -> None:

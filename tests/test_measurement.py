@@ -1,0 +1,207 @@
+"""What the lessons measure with: brain-mask evaluation, validation curves, slice windows, the
+positive control, plateau readings, the annotation ceiling, profiles and the reference results."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from pkd_lessons.augment import random_crops
+from pkd_lessons.batches import SliceBank
+from pkd_lessons.config import TrainConfig
+from pkd_lessons.data import find_cases, load_cases
+from pkd_lessons.evaluate import evaluate, predict_volume
+from pkd_lessons.metrics import annotation_agreement, region_dice
+from pkd_lessons.plots import plateau_reading, plot_curves, plot_training
+from pkd_lessons.profiles import PROFILES, get_profile
+from pkd_lessons.reference_results import (
+    REFERENCE_FILE,
+    build_reference,
+    load_reference,
+    provenance_line,
+    reference_section,
+)
+from pkd_lessons.train import Trainer, train
+
+W = (4, 8, 16, 32)
+
+
+@pytest.fixture(scope="module")
+def volumes(brain_set):
+    return load_cases(find_cases(brain_set), progress=False)
+
+
+class Painter(torch.nn.Module):
+    """A 'network' that predicts enhancing tumour everywhere (class 3)."""
+
+    num_classes = 4
+
+    def forward(self, x):
+        logits = torch.zeros(x.shape[0], 4, *x.shape[2:])
+        logits[:, 3] = 1.0
+        return logits, logits
+
+
+def test_predictions_outside_the_brain_are_background(volumes):
+    v = volumes[0]
+    masked = predict_volume(Painter(), v, ("t1ce",))
+    raw = predict_volume(Painter(), v, ("t1ce",), brain_mask=False)
+    assert (raw == 3).all()
+    assert (masked[~v.mask] == 0).all() and (masked[v.mask] == 3).all()
+    cfg = TrainConfig(widths=W)
+    on, off = (evaluate(Painter(), cfg, [v], progress=False, brain_mask=b) for b in (True, False))
+    assert on["brain_mask"] and not off["brain_mask"]
+    assert on["cases"][v.case_id]["ET"]["dice"] > off["cases"][v.case_id]["ET"]["dice"]
+
+
+def test_validation_curve_goes_into_the_history(volumes):
+    cfg = TrainConfig(method="baseline", widths=W, steps=6, batch_size=4, validate_every=3)
+    trainer = Trainer(cfg, volumes[:2], device="cpu", progress=False, validation=volumes[2:3])
+    history = trainer.fit()
+    assert history["val_step"] == [3.0, 6.0]
+    for region in ("WT", "TC", "ET"):
+        assert len(history[f"val_{region}"]) == 2 and all(0 <= d <= 1 for d in history[f"val_{region}"])
+    with pytest.raises(ValueError, match="validation cases must not be training cases"):
+        Trainer(cfg, volumes[:2], device="cpu", progress=False, validation=volumes[1:2])
+
+
+def test_positive_control_learns_from_the_truth(volumes):
+    label = SliceBank.from_volumes(volumes[:1])
+    truth = SliceBank.from_volumes(volumes[:1], target="truth")
+    assert torch.equal(label.images, truth.images) and not torch.equal(label.labels, truth.labels)
+    v = volumes[0]
+    keep = v.foreground_slices(2, 0.05)
+    assert torch.equal(truth.labels[0, :v.shape[0], :v.shape[1]], torch.from_numpy(v.truth[:, :, keep[0]]))
+    with pytest.raises(ValueError, match="train_on must be"):
+        TrainConfig(train_on="consensus")
+
+
+def test_random_windows_cut_every_entry_at_the_same_place():
+    g = torch.Generator().manual_seed(0)
+    images = torch.arange(2 * 1 * 16 * 24, dtype=torch.float32).view(2, 1, 16, 24)
+    batch = {"images": images, "labels": images[:, 0].long(), "t_features": images.repeat(1, 3, 1, 1),
+             "t_bottleneck": images[:, :, ::8, ::8].clone()}
+    out = random_crops(batch, (8, 8), g, grid=8)
+    for i in range(2):
+        corner = out["images"][i, 0, 0, 0].item()
+        y, x = divmod(int(corner), 24)
+        assert y % 8 == 0 and x % 8 == 0
+        assert torch.equal(out["images"][i, 0], images[i, 0, y:y + 8, x:x + 8])
+        assert torch.equal(out["labels"][i], images[i, 0, y:y + 8, x:x + 8].long())
+        assert torch.equal(out["t_features"][i, 2], images[i, 0, y:y + 8, x:x + 8])
+        assert torch.equal(out["t_bottleneck"][i, 0], batch["t_bottleneck"][i, 0, y // 8:y // 8 + 1, x // 8:x // 8 + 1])
+    with pytest.raises(ValueError, match="larger than the training slices"):
+        random_crops(batch, (32, 8), g)
+
+
+def test_contrastive_students_embed_their_training_window(volumes, tmp_path):
+    teacher = train(TrainConfig(method="teacher", widths=W, steps=2, batch_size=4), volumes[:2],
+                    out=tmp_path / "t", device="cpu", progress=False)
+    assert teacher.step == 2
+    cfg = TrainConfig(method="pkl", widths=W, steps=3, batch_size=4, slice_crop=(32, 40))
+    student = train(cfg, volumes[:2], tmp_path / "t" / "checkpoint.pt", device="cpu", progress=False)
+    assert student.heads["student"].input_size == (32, 40)
+    assert np.isfinite(student.history["image"]).all() and np.isfinite(student.history["pixel"]).all()
+    kdnet = train(TrainConfig(method="kdnet", widths=W, steps=2, batch_size=4, slice_crop=(32, 40)), volumes[:2],
+                  tmp_path / "t" / "checkpoint.pt", device="cpu", progress=False)
+    assert np.isfinite(kdnet.history["image"]).all()
+
+
+def test_plateau_reading_follows_the_numbers():
+    flat = {"val_step": list(range(1, 7)), **{f"val_{r}": [0.5, 0.8, 0.85, 0.86, 0.85, 0.86] for r in ("WT", "TC", "ET")}}
+    rising = {"val_step": list(range(1, 7)), **{f"val_{r}": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6] for r in ("WT", "TC", "ET")}}
+    assert "plateaued" in plateau_reading(flat)
+    assert "still improving" in plateau_reading(rising) and "+30.0 points" in plateau_reading(rising)
+    assert "Too few validation points" in plateau_reading({"val_step": [1, 2]})
+
+
+def test_curves_keep_one_colour_per_run():
+    histories = {"baseline": {"seg": [1.0] * 5}, "kd": {"seg": [0.9] * 5, "pixel": [0.5] * 5},
+                 "rkd": {"seg": [0.8] * 5, "pixel": [0.4] * 5}}
+    fig = plot_curves(histories, terms=("seg", "pixel"), smooth=2)
+    seg, pixel = fig.axes
+    colour = {line.get_label(): line.get_color() for line in seg.get_lines()}
+    assert {line.get_label(): line.get_color() for line in pixel.get_lines()} == {"kd": colour["kd"], "rkd": colour["rkd"]}
+    assert [t.get_text() for t in pixel.get_legend().get_texts()] == ["kd", "rkd"]
+    fig = plot_training({"run": {"loss": [1.0, 0.5, 0.4], "val_step": [1, 3], "val_WT": [0.2, 0.5]}}, regions=("WT",),
+                        smooth=1)
+    assert fig.axes[1].get_ylabel() == "Dice on the validation cases"
+
+
+def test_annotation_ceiling(volumes):
+    ceiling = annotation_agreement(volumes)
+    by_hand = np.mean([region_dice(v.label, v.truth, v.convention)["WT"] for v in volumes])
+    assert ceiling["WT"] == pytest.approx(by_hand)
+    assert 0.5 < ceiling["WT"] < 1.0  # raters are noisy, not useless
+
+
+def test_profiles_give_the_comparisons_their_size():
+    quick = get_profile("quick")
+    train_n, val_n, test_n = quick["split"]
+    assert test_n >= 20 and quick["seeds"] >= 3 and train_n + val_n + test_n == quick["brain_cases"]
+    for name, settings in PROFILES.items():
+        assert set(settings) == set(PROFILES["quick"]), name
+    with pytest.raises(ValueError, match="profile must be one of"):
+        get_profile("huge")
+
+
+def test_reference_results_round_trip(tmp_path):
+    path = build_reference(tmp_path / "ref.json", profile="tiny", data_root=tmp_path / "data",
+                           methods=("baseline", "control", "rkd"), progress=False)
+    data = load_reference(path)
+    p = data["provenance"]
+    assert {"commit", "command", "device", "date", "seconds", "settings", "versions"} <= set(p)
+    assert sorted({r["method"] for r in data["records"]}) == ["baseline", "control", "rkd", "teacher"]
+    assert "val_WT" in data["histories"]["rkd-s1"] and data["histories"]["teacher-s0"]["loss"]
+    text = reference_section(("rkd",), path=path)
+    assert "profile `tiny`" in text and "rkd, WT" in text and "detectable" in text
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(ValueError, match="not a reference-results file"):
+        load_reference(tmp_path / "bad.json")
+    assert load_reference(tmp_path / "missing.json") is None
+    assert "No reference results" in reference_section(("rkd",), path=tmp_path / "missing.json")
+
+
+def test_committed_reference_results_are_complete():
+    """The reference results the lessons show: every method and seed of the reference profile, with
+    provenance."""
+    data = load_reference(REFERENCE_FILE)
+    assert data is not None, f"{REFERENCE_FILE} is missing: run `pkd-lessons reference`"
+    p = data["provenance"]
+    assert p["profile"] == "reference" and p["commit"] != "unknown" and p["seconds"] > 0
+    seeds = p["settings"]["seeds"]
+    methods = {}
+    for r in data["records"]:
+        methods.setdefault(r["method"], set()).add(r["seed"])
+        assert len(r["cases"]) == p["settings"]["split"][2]
+    for m in ("baseline", "control", "kd", "rkd", "ckd", "pkl", "kdnet"):
+        assert methods.get(m) == set(range(seeds)), m
+    assert provenance_line(data).startswith("*Reference results: profile `reference`")
+    json.dumps(data)  # plain data
+
+
+def test_hd95_on_the_cut_box_equals_monai_on_the_whole_volume():
+    from monai.metrics import compute_hausdorff_distance
+
+    from pkd_lessons.evaluate import score_case
+    from pkd_lessons.labels import BRATS
+
+    rng = np.random.default_rng(0)
+    truth = np.zeros((40, 44, 30), np.uint8)
+    pred = np.zeros_like(truth)
+    truth[10:22, 12:25, 8:18] = 2
+    truth[14:18, 15:20, 10:14] = 4
+    pred[11:24, 10:24, 9:19] = 2
+    pred[15:19, 15:21, 11:15] = 4
+    pred[30:32, 35:38, 25:27] = 1  # a distant false positive
+    pred[rng.random(pred.shape) > 0.999] = 2
+    spacing = (1.0, 1.5, 2.0)
+    scores = score_case(pred, truth, BRATS, spacing)
+    for r, name in enumerate(BRATS.region_names):
+        p = torch.from_numpy(BRATS.to_regions(pred))[None, r:r + 1].float()
+        t = torch.from_numpy(BRATS.to_regions(truth))[None, r:r + 1].float()
+        whole = float(compute_hausdorff_distance(p, t, include_background=True, percentile=95, spacing=list(spacing))[0, 0])
+        assert scores[name]["hd95"] == pytest.approx(whole, rel=1e-6), name
