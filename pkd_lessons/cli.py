@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", required=True, help="metrics JSON file to write (one record per checkpoint)")
     ev.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    ev.add_argument("--no-brain-mask", action="store_true",
+                    help="score raw predictions; by default predictions outside the brain (the nonzero voxels "
+                         "of the skull-stripped images) are background, the BraTS convention")
 
     cp = sub.add_parser("compare", help="results table over methods and seeds",
                         description="Mean and spread per method and region, and each method's paired "
@@ -252,6 +255,7 @@ def _evaluate(args) -> int:
             if c.case_id not in cache:
                 cache[c.case_id] = load_cases([c], progress=False)[0]
         record = evaluate(model, cfg, [cache[c.case_id] for c in held_out], device, progress=not args.quiet,
+                          brain_mask=not args.no_brain_mask,
                           name=Path(path).parent.name)
         record["checkpoint"] = str(path)
         records.append(record)

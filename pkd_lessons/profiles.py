@@ -1,4 +1,5 @@
-"""Run profiles: one set of sizes for a quick CPU pass, one for a GPU run that supports the claims.
+"""Run profiles: a quick CPU pass, the reference results' longer runs, toy sizes for the tests, and a
+GPU run with the paper's widths.
 
 Every notebook's ``parameters`` cell names a profile; any setting can still be overridden there.
 """
@@ -10,51 +11,45 @@ from pathlib import Path
 
 import torch
 
+ALL_METHODS = ("control", "kd", "rkd", "ckd", "pkl", "kdnet")
+
+# CPU, 2 cores: the series in under 20 minutes. The teacher trains on whole slices until its
+# validation curve flattens; students train on random 64x64 windows of the slices (the 2D
+# counterpart of the reference's random crops), which is what buys steps on a CPU. The quick
+# profile trains the teacher, the baseline over 3 seeds and one distilled student (for the
+# embeddings and the error explorer); the distillation comparisons and the positive control,
+# which a CPU lesson cannot afford to converge, come from the reference results
+# (pkd_lessons/reference/brain.json: 3 seeds x 20 held-out cases, trained longer).
+QUICK: dict = {
+    "brain_cases": 36, "cardiac_cases": 36, "split": (12, 4, 20), "seeds": 3,
+    "widths": (8, 16, 32, 64), "batch_size": 16, "lr": 3e-3, "dropout": 0.0,
+    "teacher_slice_crop": None, "slice_crop": (64, 64),
+    "teacher_steps": 700, "student_steps": 400, "cardiac_steps": 300, "cardiac_batch_size": 16,
+    "validations": 6, "device": "cpu",
+    # the distilled students (and "control") compared over seeds here; the rest: reference results
+    "methods": (),
+}
+
 PROFILES: dict[str, dict] = {
-    # CPU, 2 cores: the series in under 20 minutes. The teacher trains on whole slices until its
-    # validation curve flattens; students train on random 64x64 windows of the slices (the 2D
-    # counterpart of the reference's random crops), which is what buys steps on a CPU. The quick
-    # profile trains the teacher, the baseline over 3 seeds and one distilled student (for the
-    # embeddings and the error explorer); the distillation comparisons and the positive control,
-    # which a CPU lesson cannot afford to converge, come from the reference results
-    # (pkd_lessons/reference/brain.json: 3 seeds x 20 held-out cases, trained longer).
-    "quick": {
-        "brain_cases": 36, "cardiac_cases": 36, "split": (12, 4, 20), "seeds": 3,
-        "widths": (8, 16, 32, 64), "batch_size": 16, "lr": 3e-3, "dropout": 0.0,
-        "teacher_slice_crop": None, "slice_crop": (64, 64),
-        "teacher_steps": 700, "student_steps": 400, "cardiac_steps": 300, "cardiac_batch_size": 16,
-        "validations": 6, "device": "cpu",
-        # the distilled students (and "control") compared over seeds here; the rest: reference results
-        "methods": (),
-    },
-    # The same data, split and networks as quick, every distilled method trained, and longer: run
-    # once by `pkd-lessons reference` and kept as data (about 45 minutes on 2 CPU cores).
-    "reference": {
-        "brain_cases": 36, "cardiac_cases": 36, "split": (12, 4, 20), "seeds": 3,
-        "widths": (8, 16, 32, 64), "batch_size": 16, "lr": 3e-3, "dropout": 0.0,
-        "teacher_slice_crop": None, "slice_crop": (64, 64),
-        "teacher_steps": 1000, "student_steps": 700, "cardiac_steps": 600, "cardiac_batch_size": 16,
-        "validations": 7, "device": "auto",
-        "methods": ("control", "kd", "rkd", "ckd", "pkl", "kdnet"),
-    },
+    "quick": QUICK,
+    # The same data, split and networks as quick, every distilled method and the control trained,
+    # and longer: run once by `pkd-lessons reference` and kept as data (about 45 minutes on 2 CPU
+    # cores).
+    "reference": {**QUICK, "teacher_steps": 1000, "student_steps": 700, "cardiac_steps": 600, "validations": 7,
+                  "device": "auto", "methods": ALL_METHODS},
     # Every branch of every lesson at toy sizes: what the test suite runs to prove that the paths
     # only the full profile takes do not crash. Its numbers mean nothing.
-    "tiny": {
-        "brain_cases": 7, "cardiac_cases": 7, "split": (3, 1, 3), "seeds": 2,
-        "widths": (4, 8, 16, 32), "batch_size": 4, "lr": 3e-3, "dropout": 0.0,
-        "teacher_slice_crop": None, "slice_crop": (32, 32),
-        "teacher_steps": 6, "student_steps": 4, "cardiac_steps": 4, "cardiac_batch_size": 4,
-        "validations": 2, "device": "cpu",
-        "methods": ("control", "kd", "rkd", "ckd", "pkl", "kdnet"),
-    },
+    "tiny": {**QUICK, "brain_cases": 7, "cardiac_cases": 7, "split": (3, 1, 3), "seeds": 2,
+             "widths": (4, 8, 16, 32), "batch_size": 4, "slice_crop": (32, 32), "teacher_steps": 6,
+             "student_steps": 4, "cardiac_steps": 4, "cardiac_batch_size": 4, "validations": 2,
+             "methods": ALL_METHODS},
     # GPU, the paper's widths and dropout, whole slices, more cases, steps and seeds.
     "full": {
         "brain_cases": 80, "cardiac_cases": 60, "split": (40, 8, 32), "seeds": 5,
         "widths": (16, 32, 64, 128), "batch_size": 32, "lr": 2e-3, "dropout": 0.3,
         "teacher_slice_crop": None, "slice_crop": None,
         "teacher_steps": 4000, "student_steps": 3000, "cardiac_steps": 2000, "cardiac_batch_size": 16,
-        "validations": 20, "device": "auto",
-        "methods": ("control", "kd", "rkd", "ckd", "pkl", "kdnet"),
+        "validations": 20, "device": "auto", "methods": ALL_METHODS,
     },
 }
 

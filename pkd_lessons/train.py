@@ -224,7 +224,7 @@ class Trainer:
 
     def _teacher_outputs(self, batch: dict, images: torch.Tensor) -> dict[str, torch.Tensor]:
         if "t_logits" in batch:
-            out = {"logits": batch["t_logits"], "features": batch["t_features"]}
+            out = {"logits": batch["t_logits"], "features": batch.get("t_features")}  # features: ckd, pkl only
             if "t_bottleneck" in batch:
                 out["bottleneck"] = batch["t_bottleneck"]
             return out
