@@ -107,8 +107,8 @@ def write_summary(out: Path, settings: dict, runs: list[LessonRun]) -> Path:
         "# pkd-lessons: results of the lessons",
         "",
         f"Profile **{settings['profile']}**; executed notebooks in `notebooks/`, each lesson's files in "
-        "`outputs/`. Quick-profile numbers come from small phantom sets and, where a lesson trains, few steps: they "
-        "show the method working, not its converged performance.",
+        "`outputs/`. Each lesson says from its validation curves whether its runs converged; comparisons the "
+        "profile does not train come from the reference results (`pkd-lessons reference`), labelled as such.",
         "",
         "| lesson | status | time (s) |",
         "|---|---|---|",

@@ -86,7 +86,7 @@ def test_random_windows_cut_every_entry_at_the_same_place():
              "t_bottleneck": images[:, :, ::8, ::8].clone()}
     out = random_crops(batch, (8, 8), g, grid=8)
     for i in range(2):
-        corner = out["images"][i, 0, 0, 0].item()
+        corner = out["images"][i, 0, 0, 0].item() - i * 16 * 24
         y, x = divmod(int(corner), 24)
         assert y % 8 == 0 and x % 8 == 0
         assert torch.equal(out["images"][i, 0], images[i, 0, y:y + 8, x:x + 8])
@@ -111,7 +111,8 @@ def test_contrastive_students_embed_their_training_window(volumes, tmp_path):
 
 
 def test_plateau_reading_follows_the_numbers():
-    flat = {"val_step": list(range(1, 7)), **{f"val_{r}": [0.5, 0.8, 0.85, 0.86, 0.85, 0.86] for r in ("WT", "TC", "ET")}}
+    flat = {"val_step": list(range(1, 9)),
+            **{f"val_{r}": [0.5, 0.8, 0.85, 0.86, 0.85, 0.86, 0.85, 0.86] for r in ("WT", "TC", "ET")}}
     rising = {"val_step": list(range(1, 7)), **{f"val_{r}": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6] for r in ("WT", "TC", "ET")}}
     assert "plateaued" in plateau_reading(flat)
     assert "still improving" in plateau_reading(rising) and "+30.0 points" in plateau_reading(rising)
@@ -192,10 +193,12 @@ def test_hd95_on_the_cut_box_equals_monai_on_the_whole_volume():
     rng = np.random.default_rng(0)
     truth = np.zeros((40, 44, 30), np.uint8)
     pred = np.zeros_like(truth)
+    # class indices (0 background, 1 necrotic core, 2 oedema, 3 enhancing), not BraTS's label values
     truth[10:22, 12:25, 8:18] = 2
-    truth[14:18, 15:20, 10:14] = 4
+    truth[14:18, 15:20, 10:14] = 3
+    truth[15:17, 16:18, 11:13] = 1
     pred[11:24, 10:24, 9:19] = 2
-    pred[15:19, 15:21, 11:15] = 4
+    pred[15:19, 15:21, 11:15] = 3
     pred[30:32, 35:38, 25:27] = 1  # a distant false positive
     pred[rng.random(pred.shape) > 0.999] = 2
     spacing = (1.0, 1.5, 2.0)
