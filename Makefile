@@ -1,6 +1,7 @@
 # One entry point for set-up, the lessons and the tests.
 #   make lessons   generate the phantom data and execute every lesson (quick profile, CPU)
 #   make test      run the whole test suite
+#   make reference regenerate the reference results the lessons show (pkd_lessons/reference/brain.json)
 # Both create the virtual environment in .venv first when it is missing or out of date.
 
 PYTHON  ?= python3
@@ -14,7 +15,7 @@ OUT     ?= results
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install lessons test clean
+.PHONY: install lessons test reference clean
 
 install: $(STAMP)
 
@@ -30,6 +31,10 @@ lessons: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# Regenerate the lessons' reference results (every method, trained longer; about 45 min on 2 cores).
+reference: $(STAMP)
+	$(BIN)/pkd-lessons reference
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache
