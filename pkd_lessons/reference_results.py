@@ -14,8 +14,10 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -88,7 +90,8 @@ def build_reference(out: str | os.PathLike = REFERENCE_FILE, profile: str = "ref
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     start, commit = time.perf_counter(), _commit()  # the code as it was when the runs started
-    lesson = Lesson.start(profile, data_root, output_dir=out.parent / ".reference-work", **overrides)
+    scratch = tempfile.mkdtemp(prefix="pkd-reference-")  # the Lesson's figure folder: nothing is kept there
+    lesson = Lesson.start(profile, data_root, output_dir=scratch, **overrides)
     teacher = lesson.run("teacher", progress=progress)
     runs = {"teacher": [teacher]}
     for method in methods:
@@ -121,6 +124,7 @@ def build_reference(out: str | os.PathLike = REFERENCE_FILE, profile: str = "ref
     }
     with atomic_file(out) as tmp:
         tmp.write_text(json.dumps(data, indent=1))
+    shutil.rmtree(scratch, ignore_errors=True)
     return out
 
 
