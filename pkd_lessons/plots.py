@@ -94,7 +94,7 @@ def plateau_reading(history: Mapping[str, Sequence[float]], regions: Sequence[st
     where = f"steps {int(steps[-2 * last])}-{int(steps[-last - 1])} vs {int(steps[-last])}-{int(steps[-1])}"
     text = (f"Mean validation Dice ({'/'.join(regions)}) {100 * before:.1f} -> {100 * after:.1f} "
             f"({100 * change:+.1f} points, {where}): ")
-    if abs(change) < tolerance:
+    if abs(round(100 * change, 1)) < 100 * tolerance:  # decided on the number the sentence prints
         return text + f"plateaued (changed by less than {100 * tolerance:.0f} points)."
     if change > 0:
         return text + "still improving: longer training would likely raise it."

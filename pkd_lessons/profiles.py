@@ -24,7 +24,7 @@ QUICK: dict = {
     "brain_cases": 36, "cardiac_cases": 36, "split": (12, 4, 20), "seeds": 3,
     "widths": (8, 16, 32, 64), "batch_size": 16, "lr": 3e-3, "dropout": 0.0,
     "teacher_slice_crop": None, "slice_crop": (64, 64),
-    "teacher_steps": 400, "student_steps": 400, "cardiac_steps": 300, "cardiac_batch_size": 16,
+    "teacher_steps": 400, "student_steps": 400, "cardiac_steps": 150, "cardiac_batch_size": 16,
     "validations": 6, "device": "cpu",
     # the distilled students (and "control") compared over seeds here; the rest: reference results
     "methods": (),
