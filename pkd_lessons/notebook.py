@@ -160,7 +160,7 @@ class Lesson:
                            self.cfg["teacher_slice_crop"] if method == "teacher" else self.cfg["slice_crop"]),
             "dropout": self.cfg["dropout"],
         }
-        settings["validate_every"] = max(1, settings["steps"] // self.cfg["validations"]) if self.cfg["validations"] else 0
+        settings["validate_every"] = validation_interval(settings["steps"], self.cfg["validations"])
         settings.update(overrides)
         return TrainConfig(**settings)
 
@@ -233,33 +233,58 @@ class Lesson:
         return heads.eval()
 
     def embeddings(self, run: Run, teacher: Run, heads, volumes: list[CaseVolume] | None = None,
-                   slices_per_case: int = 4):
-        """Student and teacher embeddings of the tumour's largest slices of each case.
+                   slices_per_case: int = 4, windows: str = "tumour", seed: int = 0):
+        """Student and teacher embeddings of windows cut from the slices of each case.
 
-        The heads embed windows of their training size (``heads["student"].input_size``), so each
-        slice is cut to a window of that size centred on its tumour.
+        The heads embed windows of their training size (``heads["student"].input_size``).
+
+        Args:
+            run: the student run whose network gives the student embeddings.
+            teacher: the teacher run.
+            heads: the two projection heads (:meth:`heads`).
+            volumes: cases to embed (default: the held-out test cases).
+            slices_per_case: windows per case.
+            windows: ``"tumour"``: the tumour's largest slices, each window centred on the tumour
+                (images that look alike); ``"random"``: slices with brain and window positions drawn
+                at random, as training draws them.
+            seed: seed of the random windows.
 
         Returns:
             ``(student, teacher)`` arrays of shape ``(N, 16)``.
+
+        Raises:
+            ValueError: an unknown ``windows``.
         """
         import numpy as np
         import torch
 
+        if windows not in ("tumour", "random"):
+            raise ValueError(f"windows must be 'tumour' or 'random', got {windows!r}")
+        rng = np.random.default_rng(seed)
         s_model, t_model = self.model(run), self.model(teacher)
         dev = next(s_model.parameters()).device
         h, w = heads["student"].input_size
         channel = run.config.modalities.index(run.config.modality)
         s_emb, t_emb = [], []
         for v in volumes if volumes is not None else self.split(run.folder.parent.name)[1]:
-            area = (v.truth > 0).sum((0, 1))
-            for z in np.argsort(area)[::-1][:slices_per_case]:
+            if windows == "tumour":
+                area = (v.truth > 0).sum((0, 1))
+                chosen = np.argsort(area)[::-1][:slices_per_case]
+            else:
+                brain = np.flatnonzero(v.mask.any((0, 1)))
+                chosen = rng.choice(brain, size=min(slices_per_case, len(brain)), replace=False)
+            for z in chosen:
                 image = v.image[:, :, :, z]
                 image = np.pad(image, ((0, 0), (0, max(0, h - image.shape[1])), (0, max(0, w - image.shape[2]))))
-                tumour = np.argwhere(np.pad(v.truth[:, :, z] > 0, ((0, image.shape[1] - v.shape[0]),
-                                                                    (0, image.shape[2] - v.shape[1]))))
-                cy, cx = tumour.mean(0).astype(int) if len(tumour) else (image.shape[1] // 2, image.shape[2] // 2)
-                y0 = int(np.clip(cy - h // 2, 0, image.shape[1] - h))
-                x0 = int(np.clip(cx - w // 2, 0, image.shape[2] - w))
+                if windows == "tumour":
+                    tumour = np.argwhere(np.pad(v.truth[:, :, z] > 0, ((0, image.shape[1] - v.shape[0]),
+                                                                        (0, image.shape[2] - v.shape[1]))))
+                    cy, cx = (tumour.mean(0).astype(int) if len(tumour)
+                              else (image.shape[1] // 2, image.shape[2] // 2))
+                    y0 = int(np.clip(cy - h // 2, 0, image.shape[1] - h))
+                    x0 = int(np.clip(cx - w // 2, 0, image.shape[2] - w))
+                else:
+                    y0, x0 = int(rng.integers(image.shape[1] - h + 1)), int(rng.integers(image.shape[2] - w + 1))
                 x = torch.from_numpy(np.ascontiguousarray(image[None, :, y0:y0 + h, x0:x0 + w])).float().to(dev)
                 with torch.no_grad():
                     s_emb.append(heads["student"].to(dev)(s_model(x[:, [channel]])[1]).cpu().numpy()[0])
@@ -287,6 +312,22 @@ class Lesson:
         with atomic_file(path) as tmp:
             tmp.write_text(markdown.strip() + "\n")
         return path
+
+
+def validation_interval(steps: int, validations: int) -> int:
+    """Steps between validations so that a run of ``steps`` steps validates ``validations`` times.
+
+    Rounded up, so that the last validation is the final step's (which always runs), not a second
+    one a few steps before it.
+
+    Args:
+        steps: the run's optimisation steps.
+        validations: how many validations (0: none).
+
+    Returns:
+        ``TrainConfig.validate_every`` (0 when ``validations`` is 0).
+    """
+    return -(-steps // validations) if validations else 0
 
 
 def markdown_table(header: list[str], rows: list[list]) -> str:

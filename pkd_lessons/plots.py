@@ -175,6 +175,30 @@ def pair_distances(s: np.ndarray, t: np.ndarray) -> dict[str, float]:
     return {"positive": float(d[eye].mean()), "negative": float(d[~eye].mean())}
 
 
+def retrieval(s: np.ndarray, t: np.ndarray) -> dict[str, float]:
+    """How often a student embedding's nearest teacher embedding is its own image's.
+
+    With ``N`` images, an embedding that carries no information about the image finds its own
+    teacher embedding by chance ``1/N`` of the time; the one-sided binomial test (SciPy's
+    ``binomtest``) says how surprising the observed count is under that chance.
+
+    Args:
+        s: student embeddings ``(N, D)``.
+        t: teacher embeddings of the same images, ``(N, D)``.
+
+    Returns:
+        ``hits`` (images whose nearest teacher embedding is their own), ``n``, ``chance`` (the
+        expected hits, 1) and ``p_value``.
+    """
+    from scipy.stats import binomtest
+
+    d = np.linalg.norm(s[:, None] - t[None], axis=-1)
+    n = len(s)
+    hits = int((d.argmin(axis=1) == np.arange(n)).sum())
+    return {"hits": hits, "n": n, "chance": 1.0,
+            "p_value": float(binomtest(hits, n, 1 / n, alternative="greater").pvalue) if n > 1 else 1.0}
+
+
 def attention_figure(image: np.ndarray, attention: np.ndarray, modalities: Sequence[str],
                      size: float = 2.6) -> plt.Figure:
     """The teacher's fusion weights at the finest scale: one map per modality, in [0, 1]."""

@@ -10,6 +10,7 @@ import torch
 from pkd_lessons.losses import (
     class_weights,
     contrastive_kd_loss,
+    equidistant_loss,
     feature_kl_loss,
     infonce_kd_loss,
     kd_loss,
@@ -193,6 +194,24 @@ def test_contrastive_by_hand():
     assert contrastive_kd_loss(s, t).item() == pytest.approx(1.0)
     # margin 2: negatives contribute (2 - sqrt 2)^2 each
     assert contrastive_kd_loss(s, t, margin=2.0).item() == pytest.approx((4 + 2 * (2 - math.sqrt(2)) ** 2) / 4)
+
+
+@pytest.mark.parametrize("batch", [2, 16])
+def test_equidistant_loss_is_the_minimum_over_equal_distances(batch):
+    """Unit embeddings with every student/teacher pair at one distance d: the loss is smallest at d*."""
+    def equidistant(d):
+        c = d / math.sqrt(2)  # s_i = c e_i + r u, t_j = c e_(B+j) + r u: unit length, all pairs c sqrt(2) apart
+        eye = torch.eye(2 * batch + 1, dtype=torch.float64)
+        u, r = eye[-1], math.sqrt(1 - c * c)
+        return contrastive_kd_loss(c * eye[:batch] + r * u, c * eye[batch:2 * batch] + r * u).item()
+
+    best = equidistant_loss(batch)
+    d_star = (batch - 1) / batch
+    assert equidistant(d_star) == pytest.approx(best, rel=1e-9)
+    assert equidistant(d_star - 0.05) > best and equidistant(d_star + 0.05) > best
+    assert equidistant_loss(16) == pytest.approx(15 / 256)
+    with pytest.raises(ValueError, match="batch_size"):
+        equidistant_loss(1)
 
 
 def test_contrastive_batch_permutation_invariant():

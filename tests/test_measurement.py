@@ -15,7 +15,7 @@ from pkd_lessons.config import TrainConfig
 from pkd_lessons.data import find_cases, load_cases
 from pkd_lessons.evaluate import evaluate, predict_volume
 from pkd_lessons.metrics import annotation_agreement, region_dice
-from pkd_lessons.plots import plateau_reading, plot_curves, plot_training
+from pkd_lessons.plots import pair_distances, plateau_reading, plot_curves, plot_training, retrieval
 from pkd_lessons.profiles import PROFILES, get_profile
 from pkd_lessons.reference_results import (
     REFERENCE_FILE,
@@ -108,6 +108,33 @@ def test_contrastive_students_embed_their_training_window(volumes, tmp_path):
     kdnet = train(TrainConfig(method="kdnet", widths=W, steps=2, batch_size=4, slice_crop=(32, 40)), volumes[:2],
                   tmp_path / "t" / "checkpoint.pt", device="cpu", progress=False)
     assert np.isfinite(kdnet.history["image"]).all()
+
+
+@pytest.mark.parametrize("profile", ["quick", "reference", "tiny", "full"])
+def test_validations_are_as_many_as_the_profile_asks_and_end_on_the_last_step(profile):
+    """Evenly spread validations whose last is the final step, none wasted just before it."""
+    from pkd_lessons.notebook import validation_interval
+
+    cfg = get_profile(profile)
+    for steps in (cfg["teacher_steps"], cfg["student_steps"], cfg["cardiac_steps"]):
+        every = validation_interval(steps, cfg["validations"])
+        points = set(range(every, steps + 1, every)) | {steps}  # the trainer's rule (Trainer.fit)
+        assert len(points) == cfg["validations"] and max(points) == steps, (steps, every)
+    assert validation_interval(400, 0) == 0
+
+
+def test_pair_distances_and_retrieval_tell_informative_embeddings_from_uninformative_ones():
+    rng = np.random.default_rng(0)
+    t = rng.normal(size=(40, 16))
+    t /= np.linalg.norm(t, axis=1, keepdims=True)
+    near = t + 0.05 * rng.normal(size=t.shape)  # each student next to its own teacher embedding
+    d = pair_distances(near, t)
+    assert d["positive"] < 0.3 < 1.0 < d["negative"]
+    r = retrieval(near, t)
+    assert r["hits"] == 40 and r["n"] == 40 and r["p_value"] < 1e-10
+    same = np.repeat(near[:1], 40, axis=0)  # one embedding for every image: no information
+    r = retrieval(same, t)
+    assert r["hits"] == 1 and r["p_value"] > 0.3
 
 
 def test_plateau_reading_follows_the_numbers():

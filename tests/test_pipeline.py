@@ -182,6 +182,7 @@ def test_benchmark_report(brain_set):
         r = report["results"][method]
         assert r["model_step_slices_per_s"] > 0 and r["train_step_slices_per_s"] > 0
         assert r["ratio"] == pytest.approx(r["train_step_slices_per_s"] / r["model_step_slices_per_s"])
+        assert 0 < r["pipeline_share"] < 1
         assert r["placement"] == "device" and r["peak_host_memory_mb"] > 0
     assert "overhead_vs_baseline" in report["results"]["pkl"]
     assert "overhead_vs_baseline" not in report["results"]["teacher"]
@@ -190,11 +191,14 @@ def test_benchmark_report(brain_set):
 
 
 def test_pipeline_costs_little_on_the_cpu(brain_set):
-    """The issue's CPU goal: the input pipeline (drawing, augmenting, bookkeeping) costs at most 10 % of a step."""
-    # 8 timed steps per run: with 4, timing noise alone moved the ratio by several per cent.
+    """The CPU goal: the input pipeline (drawing and augmenting a batch) costs at most 10 % of a step.
+
+    Timed on its own: the ratio of two separately timed steps, (b)/(a), moved below 0.9 on a busy
+    machine from noise alone (0.898 with a pipeline share of a few per cent).
+    """
     report = benchmark(("baseline",), brain_set, cases=2, batch_size=16, widths=(8, 16, 32, 64), steps=8,
                        warmup=1, repeats=3, device="cpu", progress=False)
-    assert report["results"]["baseline"]["ratio"] >= 0.9, report["results"]
+    assert report["results"]["baseline"]["pipeline_share"] <= 0.10, report["results"]
 
 
 def test_benchmark_command_writes_json(brain_set, tmp_path, capsys):

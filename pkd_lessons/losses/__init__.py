@@ -8,6 +8,7 @@ function                            formula (see its docstring)                 
 :func:`regularization_weights`      ``max(0, CE_s - CE_t) [argmax p_t = y]``      the regularization factor
 :func:`regularized_kd_loss`         ``sum w_i l_i / sum w_i``                     ``L_pixel`` (regularized KD)
 :func:`contrastive_kd_loss`         Hadsell margin loss over (s_i, t_j) pairs     ``L_image`` (contrastive KD)
+:func:`equidistant_loss`            ``m^2 (B-1) / B^2``, images not told apart    ``L_image`` that carries no information
 :func:`infonce_kd_loss`             InfoNCE over the batch                        extension, not in the paper
 :func:`kdnet_loss`                  KD + bottleneck KL                            KD-Net competitor
 ==================================  ============================================  ===============
@@ -15,12 +16,12 @@ function                            formula (see its docstring)                 
 The full student objective of the paper is ``L_seg + 0.5 L_rkd + 0.5 L_ckd``.
 """
 
-from pkd_lessons.losses.contrastive import contrastive_kd_loss, infonce_kd_loss, pairwise_sq_distances
+from pkd_lessons.losses.contrastive import contrastive_kd_loss, equidistant_loss, infonce_kd_loss, pairwise_sq_distances
 from pkd_lessons.losses.kdnet import feature_kl_loss, kdnet_loss
 from pkd_lessons.losses.pixel import kd_loss, regularization_weights, regularized_kd_loss
 from pkd_lessons.losses.segmentation import class_weights, segmentation_loss
 
 __all__ = [
-    "class_weights", "contrastive_kd_loss", "feature_kl_loss", "infonce_kd_loss", "kd_loss", "kdnet_loss",
+    "class_weights", "contrastive_kd_loss", "equidistant_loss", "feature_kl_loss", "infonce_kd_loss", "kd_loss", "kdnet_loss",
     "pairwise_sq_distances", "regularization_weights", "regularized_kd_loss", "segmentation_loss",
 ]

@@ -51,6 +51,31 @@ def contrastive_kd_loss(student_emb: torch.Tensor, teacher_emb: torch.Tensor, ma
     return loss.mean()
 
 
+def equidistant_loss(batch_size: int, margin: float = 1.0) -> float:
+    """The lowest :func:`contrastive_kd_loss` a head reaches without telling images apart.
+
+    If every pair of a batch of ``B`` images lies at the same distance ``d`` (the embedding carries
+    no information about which image it came from), the loss is
+    ``L(d) = [d^2 + (B - 1) (m - d)^2] / B``, smallest at ``d* = m (B - 1) / B`` with
+    ``L(d*) = m^2 (B - 1) / B^2`` (0.0586 for ``B = 16``, ``m = 1``). A training curve that stays near
+    this value has found the equidistant solution; only a loss below it shows that the embeddings
+    separate images.
+
+    Args:
+        batch_size: ``B``, images per batch.
+        margin: ``m``.
+
+    Returns:
+        ``m^2 (B - 1) / B^2``.
+
+    Raises:
+        ValueError: a batch of fewer than 2 images or a margin that is not positive.
+    """
+    if batch_size < 2 or margin <= 0:
+        raise ValueError(f"batch_size must be at least 2 and margin positive, got {batch_size} and {margin}")
+    return margin ** 2 * (batch_size - 1) / batch_size ** 2
+
+
 def infonce_kd_loss(student_emb: torch.Tensor, teacher_emb: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
     """**Extension, not in the paper**: an InfoNCE (CRD/CLIP-style) image-level loss.
 
