@@ -2,17 +2,61 @@
 
 Everything is first written under a temporary name in the same folder, then moved into place
 with :func:`os.replace`, which is atomic on one file system. If writing fails, the temporary
-copy is removed and the destination is left as it was.
+copy is removed and the destination is left as it was. A process killed while writing cannot
+remove its copy: temporary names carry the writer's process id, and the next write of the same
+destination removes copies whose writer is gone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from pkd_lessons.errors import DataError
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
+def remove_stale(path: Path) -> list[Path]:
+    """Remove the temporary copies of ``path`` left by writers that no longer run.
+
+    Args:
+        path: the final destination whose ``.NAME.PID.*.part*`` siblings are examined.
+
+    Returns:
+        The paths removed.
+    """
+    removed = []
+    prefix = f".{path.name}."
+    for tmp in path.parent.glob(f"{glob.escape(prefix)}*.part*"):
+        pid = tmp.name[len(prefix):].split(".")[0]
+        if pid.isdigit() and (int(pid) == os.getpid() or _alive(int(pid))):
+            continue  # being written now, by this process or another one
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
@@ -30,7 +74,8 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    remove_stale(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".part", dir=path.parent)
     os.close(fd)
     os.unlink(tmp)
     # Keep the final suffixes (e.g. ".nii.gz") so that writers that look at them still work.
@@ -61,7 +106,9 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pat
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} already exists; choose another folder or allow overwriting")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
+    remove_stale(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".part", dir=path.parent))
+    tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private (0700); the result follows the umask like mkdir
     try:
         yield tmp
         if path.exists():
@@ -70,3 +117,66 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pat
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def check_writable_folder(path: str | os.PathLike, what: str = "output folder") -> Path:
+    """Make sure ``path`` is (or can become) a folder this process can write, before any work.
+
+    Args:
+        path: the folder; it is created when missing.
+        what: what the folder is for, for the message.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        DataError: ``path`` is a file, lies under a file, or cannot be written (the message names it).
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise DataError(f"{path}: the {what} is an existing file, not a folder; choose a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        raise DataError(f"{path}: cannot write the {what} there ({err.strerror or err})") from err
+    return path
+
+
+def check_writable_file(path: str | os.PathLike, what: str = "output file") -> Path:
+    """Make sure ``path`` can be written as a file, before any work (see :func:`check_writable_folder`).
+
+    Raises:
+        DataError: ``path`` is a folder, or its folder cannot be written.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path}: the {what} is a folder; give a file name, e.g. {path / 'metrics.json'}")
+    check_writable_folder(path.parent, f"folder of the {what}")
+    return path
+
+
+def write_text_or_rescue(path: str | os.PathLike, text: str, what: str = "results") -> Path:
+    """Write ``text`` to ``path`` atomically; if that fails, keep it in the temporary folder and say where.
+
+    For the last write of a long piece of work (metrics of an evaluation, a run's history): a full
+    disk at that moment must not throw the work away.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        DataError: ``path`` could not be written; the message names the copy that was kept.
+    """
+    path = Path(path)
+    try:
+        with atomic_file(path) as tmp:
+            tmp.write_text(text)
+        return path
+    except OSError as err:
+        fd, rescue = tempfile.mkstemp(prefix=f"pkd-lessons-rescued-{path.stem}-", suffix=path.suffix)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        raise DataError(f"{path}: cannot write the {what} ({err.strerror or err}); they were saved to {rescue} "
+                        "instead") from err

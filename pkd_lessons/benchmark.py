@@ -11,11 +11,12 @@ The ratio (b)/(a) is the share of the achievable speed the pipeline keeps (1.0: 
 free). Because (a) and (b) are each timed with their own noise, their ratio moves by a few per cent
 on a busy machine even when the pipeline costs nothing; the pipeline is therefore also timed on its
 own, (c): drawing and augmenting a batch without the model. Its share of a step, (c)/((a)+(c)), is
-the direct measure of what the pipeline costs. For distilled students the overhead over the baseline student is reported too. Timings
-synchronise the device before reading the clock, follow warm-up steps (which also absorb
-``torch.compile``'s tracing when it is on), and are repeated alternately, (a), (b), (a), (b)...,
-keeping the fastest of each, as ``timeit`` does: other load on the machine only ever slows a run
-down, so the minimum is the least disturbed estimate.
+the direct measure of what the pipeline costs. For distilled students the overhead over the
+baseline student is reported too. Timings synchronise the device before reading the clock, follow
+warm-up steps (which also absorb ``torch.compile``'s tracing when it is on), and are repeated
+alternately, (a), (b), (c), (a), (b), (c)..., keeping the fastest of each, as ``timeit`` does:
+other load on the machine only ever slows a run down, so the minimum is the least disturbed
+estimate.
 """
 
 from __future__ import annotations

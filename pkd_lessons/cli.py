@@ -17,13 +17,14 @@ Bad arguments or data end with exit status 2 and one line saying why.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from pkd_lessons import __version__
 from pkd_lessons.config import METHODS
-from pkd_lessons.errors import DataError
+from pkd_lessons.errors import DataError, TrainingError
 
 
 def _positive(text: str) -> int:
@@ -198,15 +199,16 @@ def _check(folder: str, require_labels: bool) -> int:
 
 
 def _train(args) -> int:
-    import json
-
-    from pkd_lessons.atomic import atomic_file
+    from pkd_lessons.atomic import write_text_or_rescue
     from pkd_lessons.config import TrainConfig
     from pkd_lessons.data import find_cases, load_cases, split_cases
     from pkd_lessons.train import train
 
+    from pkd_lessons.device import pick_device
+
     if not 0 < args.test_fraction < 1:
         raise ValueError(f"--test-fraction must be between 0 and 1, got {args.test_fraction}")
+    pick_device(args.device)  # an unusable device is refused before the data are read
     cases = find_cases(args.data)
     train_cases, _ = split_cases(cases, (1 - args.test_fraction, args.test_fraction), seed=args.split_seed)
     volumes = load_cases(train_cases, progress=not args.quiet)
@@ -219,13 +221,25 @@ def _train(args) -> int:
         seed=args.seed, amp=args.amp, intensity=args.intensity, affine=args.affine, placement=args.placement,
         compile=args.compile, channels_last=not args.no_channels_last,
     )
-    trainer = train(cfg, volumes, args.teacher, out=args.out, device=args.device, progress=not args.quiet,
-                    resume=args.resume, checkpoint_every=args.checkpoint_every)
+    checkpoint = Path(args.out) / "checkpoint.pt"
+    try:
+        trainer = train(cfg, volumes, args.teacher, out=args.out, device=args.device, progress=not args.quiet,
+                        resume=args.resume, checkpoint_every=args.checkpoint_every)
+    except KeyboardInterrupt:
+        if checkpoint.is_file():
+            from pkd_lessons.checkpoint import load_checkpoint
+
+            step = load_checkpoint(checkpoint)["step"]
+            print(f"pkd-lessons: interrupted; {checkpoint} holds step {step} of {args.steps}: run the same command "
+                  "with --resume to continue from there", file=sys.stderr)
+        else:
+            print(f"pkd-lessons: interrupted before the first checkpoint (every {args.checkpoint_every} steps); "
+                  "nothing was saved", file=sys.stderr)
+        return 130
     out = Path(args.out)
-    with atomic_file(out / "history.json") as tmp:
-        tmp.write_text(json.dumps({"config": cfg.to_dict(), "history": dict(trainer.history),
-                                   "samples_per_second": trainer.samples_per_second,
-                                   "device": str(trainer.device), "precision": trainer.precision.name}))
+    write_text_or_rescue(out / "history.json", json.dumps({
+        "config": cfg.to_dict(), "history": dict(trainer.history), "samples_per_second": trainer.samples_per_second,
+        "device": str(trainer.device), "precision": trainer.precision.name}), "training history")
     first, last = trainer.history["loss"][0], trainer.history["loss"][-1]
     print(f"trained {args.method} for {trainer.step} steps: loss {first:.3f} -> {last:.3f}; "
           f"{trainer.samples_per_second:.0f} samples/s on {trainer.device}; {out / 'checkpoint.pt'}")
@@ -233,20 +247,23 @@ def _train(args) -> int:
 
 
 def _evaluate(args) -> int:
-    import json
-
-    from pkd_lessons.atomic import atomic_file
+    from pkd_lessons.atomic import check_writable_file, write_text_or_rescue
     from pkd_lessons.data import find_cases, load_cases
     from pkd_lessons.device import pick_device
     from pkd_lessons.evaluate import evaluate, mean_dice
     from pkd_lessons.train import load_model
 
+    check_writable_file(args.out, "metrics file")  # before any work, not after it
     device = pick_device(args.device)
     cases = find_cases(args.data)
     cache: dict = {}
     records = []
-    for path in args.checkpoints:
-        model, cfg, state = load_model(path, device)
+    loaded = [(path, *load_model(path, device)) for path in args.checkpoints]  # every checkpoint checked first
+    for path, _, cfg, _ in loaded:
+        if tuple(cfg.modalities) != tuple(cases[0].modalities):
+            raise DataError(f"{path}: the network was trained on {', '.join(cfg.modalities)}, but {args.data} holds "
+                            f"{', '.join(cases[0].modalities)}; evaluate it on data of its own kind")
+    for path, model, cfg, state in loaded:
         trained = set(state.get("cases", []))
         held_out = [c for c in cases if c.case_id not in trained]
         if not held_out:
@@ -261,15 +278,12 @@ def _evaluate(args) -> int:
         records.append(record)
         scores = ", ".join(f"{k} {v:.3f}" for k, v in mean_dice(record).items())
         print(f"{path}: {len(held_out)} held-out case(s), mean Dice {scores}")
-    with atomic_file(args.out) as tmp:
-        tmp.write_text(json.dumps(records, indent=1))
+    write_text_or_rescue(args.out, json.dumps(records, indent=1), "metrics")
     print(f"metrics: {args.out}")
     return 0
 
 
 def _compare(args) -> int:
-    import json
-
     from pkd_lessons.results import save_results, summarize, to_markdown
 
     records = []
@@ -278,7 +292,7 @@ def _compare(args) -> int:
             data = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError) as err:
             raise DataError(f"{path}: not a metrics JSON file ({err})") from err
-        records += data if isinstance(data, list) else [data]
+        records += check_records(data, path)
     baseline = args.baseline if any(r["method"] == args.baseline for r in records) else None
     rows = summarize(records, baseline=baseline, metric=args.metric, over=args.over)
     scale = 100.0 if args.metric == "dice" else 1.0
@@ -286,6 +300,25 @@ def _compare(args) -> int:
     print(to_markdown(rows, scale=scale, baseline=args.baseline))
     print(f"written: {', '.join(str(p) for p in paths.values())}")
     return 0
+
+
+RECORD_KEYS = ("method", "seed", "cases")
+
+
+def check_records(data, path: str) -> list[dict]:
+    """The metrics records of one file written by ``evaluate`` (a record or a list of them).
+
+    Raises:
+        DataError: naming the file, when it holds anything else.
+    """
+    records = data if isinstance(data, list) else [data]
+    if not records:
+        raise DataError(f"{path}: holds no metrics records (an empty list)")
+    for i, r in enumerate(records):
+        if not isinstance(r, dict) or any(k not in r for k in RECORD_KEYS) or not isinstance(r["cases"], dict):
+            raise DataError(f"{path}: entry {i} is not a metrics record from 'pkd-lessons evaluate' (expected an "
+                            f"object with {', '.join(RECORD_KEYS)}; got {json.dumps(r)[:60]})")
+    return records
 
 
 def _benchmark(args) -> int:
@@ -336,7 +369,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"pkd-lessons: error: lessons failed: {', '.join(failed)}", file=sys.stderr)
                 return 1
             return 0
-    except (DataError, ValueError, FileExistsError, FileNotFoundError) as err:
+    except (DataError, ValueError, FileExistsError, FileNotFoundError, TrainingError) as err:
+        print(f"pkd-lessons: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a disk that is full or read-only: the message names the file
         print(f"pkd-lessons: error: {err}", file=sys.stderr)
         return 2
     return 0  # pragma: no cover

@@ -16,7 +16,7 @@ def pick_device(preference: str = "auto") -> torch.device:
         The device.
 
     Raises:
-        ValueError: the requested device is not available here.
+        ValueError: the name is not a device's, or the requested device is not available here.
     """
     if preference == "auto":
         if torch.cuda.is_available():
@@ -24,7 +24,10 @@ def pick_device(preference: str = "auto") -> torch.device:
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    device = torch.device(preference)
+    try:
+        device = torch.device(preference)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device {preference!r} is not a device name; use auto, cpu, cuda, cuda:N or mps") from err
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {preference!r} requested but no CUDA GPU is available")
     if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):

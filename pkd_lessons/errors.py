@@ -10,3 +10,8 @@ class DataError(ValueError):
     non-finite intensities, label values outside a data set's convention, empty folders and
     folders that mix layouts.
     """
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (a loss that is not finite); the message names the step, the term and
+    where the last good checkpoint is."""

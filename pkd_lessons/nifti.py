@@ -13,6 +13,11 @@ import numpy as np
 from pkd_lessons.atomic import atomic_file
 from pkd_lessons.errors import DataError
 
+#: The most voxels one image may hold (512^3, 0.5 GiB as float32): far above any MRI volume these
+#: lessons read (BraTS: 240x240x155 = 8.9 M; the Decathlon's 4-D images: 36 M), far below what a
+#: corrupt or hostile header can claim. Checked on the header, before any data are read.
+MAX_VOXELS = 512**3
+
 
 def read_nifti(path: str | os.PathLike, dtype: type = np.float32) -> tuple[np.ndarray, np.ndarray]:
     """Read a NIfTI image and check that its values are finite.
@@ -25,16 +30,25 @@ def read_nifti(path: str | os.PathLike, dtype: type = np.float32) -> tuple[np.nd
         ``(array, affine)`` with the array in the file's own axis order.
 
     Raises:
-        DataError: the file is missing, not NIfTI, truncated or corrupt, or holds NaN/inf.
+        DataError: the file is missing, not NIfTI, truncated or corrupt, claims an empty or huge
+            image in its header (checked before the data are read), or holds NaN/inf.
     """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
     try:
         img = nib.load(str(path))
+        shape = tuple(int(n) for n in img.header.get_data_shape())
+        if not shape or min(shape) < 1:
+            raise DataError(f"{path}: the header gives an empty image (shape {shape})")
+        if np.prod(shape, dtype=np.float64) > MAX_VOXELS:
+            raise DataError(f"{path}: the header gives {'x'.join(map(str, shape))} voxels, more than any MRI "
+                            f"volume ({MAX_VOXELS:,} at most); the file is damaged or not an MRI image")
         array = np.asarray(img.dataobj, dtype=dtype)
+    except DataError:
+        raise
     except (EOFError, OSError, zlib.error, gzip.BadGzipFile, nib.filebasedimages.ImageFileError,
-            ValueError) as err:
+            ValueError, MemoryError) as err:
         raise DataError(f"{path}: not a readable NIfTI file ({type(err).__name__}: {err})") from err
     if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
         bad = int((~np.isfinite(array)).sum())

@@ -29,8 +29,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import tempfile
 import time
+import warnings
 from collections import defaultdict
 from pathlib import Path
 
@@ -39,7 +42,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from pkd_lessons.atomic import atomic_file
+from pkd_lessons.atomic import atomic_file, check_writable_folder
 from pkd_lessons.augment import BatchAugment, random_crops
 from pkd_lessons.batches import SliceBank, TeacherOutputs, teacher_cache
 from pkd_lessons.checkpoint import check_compatible, fingerprint, load_checkpoint, save_checkpoint
@@ -47,7 +50,7 @@ from pkd_lessons.config import TrainConfig
 from pkd_lessons.data.datasets import CropDataset
 from pkd_lessons.data.volumes import CaseVolume
 from pkd_lessons.device import pick_device, synchronize
-from pkd_lessons.errors import DataError
+from pkd_lessons.errors import DataError, TrainingError
 from pkd_lessons.evaluate import validation_dice
 from pkd_lessons.feed import BatchFeed, CropFeed
 from pkd_lessons.losses import (
@@ -114,6 +117,7 @@ class Trainer:
         self.precision = choose_precision(self.device.type, cfg.amp)
         self.progress = progress
         self.case_ids = [v.case_id for v in volumes]
+        self.data_id = data_fingerprint(volumes)
         self.validation = list(validation or [])
         overlap = set(self.case_ids) & {v.case_id for v in self.validation}
         if overlap:
@@ -149,6 +153,8 @@ class Trainer:
         self.step = 0
         self._history: dict[str, list[float]] = defaultdict(list)
         self._pending: list[tuple[tuple[str, ...], torch.Tensor]] = []
+        self.saved: tuple[Path, int] | None = None  # (file, step) of the last checkpoint fit() wrote
+        self.diverged: int | None = None  # the step whose loss was not finite
         self.samples_per_second = float("nan")
         self.augment = BatchAugment(cfg.flip, cfg.intensity, cfg.affine)
         self._cached: TeacherOutputs | None = None
@@ -184,22 +190,57 @@ class Trainer:
         return tuple(-(-max(p[i] for p in planes) // multiple) * multiple for i in range(2))
 
     def _teacher_cache(self, cache_dir: str | os.PathLike | None) -> TeacherOutputs:
-        """The teacher's outputs for the training slices: from ``cache_dir`` if stored there, else computed."""
-        path = None
-        if cache_dir is not None and self.teacher_id is not None:
-            key = hashlib.sha256(json.dumps([self.teacher_id, self.case_ids, self.bank.images.shape[2:], "features"]).encode())
-            path = Path(cache_dir) / f"teacher-outputs-{key.hexdigest()[:16]}.pt"
-            if path.is_file():
-                stored = torch.load(path, weights_only=True)
-                if self.cfg.method != "kdnet" or stored["bottleneck"] is not None:
-                    return TeacherOutputs(**stored)
-        cached = teacher_cache(self.teacher, self.bank, self.device, bottleneck=True,
-                               autocast=self.precision.autocast if self.precision.dtype else None,
-                               progress=self.progress)
-        if path is not None:
-            with atomic_file(path) as tmp:
-                torch.save({"logits": cached.logits, "features": cached.features, "bottleneck": cached.bottleneck}, tmp)
+        """The teacher's outputs for the training slices: from ``cache_dir`` if stored there, else computed.
+
+        A stored file that cannot be read or does not fit these slices is computed afresh and
+        replaced. When ``cache_dir`` cannot be written (a teacher in a read-only folder), the outputs
+        are kept in :func:`fallback_cache_dir` instead; failing that, only in memory.
+        """
+        if cache_dir is None or self.teacher_id is None:
+            return self._compute_teacher_outputs()
+        key = hashlib.sha256(json.dumps([self.teacher_id, self.case_ids, self.data_id,
+                                         self.bank.images.shape[2:], "features"]).encode())
+        name = f"teacher-outputs-{key.hexdigest()[:16]}.pt"
+        places = [Path(cache_dir), fallback_cache_dir()]
+        for folder in places:
+            stored = self._read_teacher_outputs(folder / name)
+            if stored is not None:
+                return stored
+        cached = self._compute_teacher_outputs()
+        state = {"logits": cached.logits, "features": cached.features, "bottleneck": cached.bottleneck}
+        for folder in places:
+            try:
+                with atomic_file(folder / name) as tmp:
+                    torch.save(state, tmp)
+                return cached
+            except OSError as err:
+                warnings.warn(f"{folder / name}: cannot store the teacher's outputs there ({err.strerror or err})",
+                              stacklevel=2)
         return cached
+
+    def _compute_teacher_outputs(self) -> TeacherOutputs:
+        return teacher_cache(self.teacher, self.bank, self.device, bottleneck=True,
+                             autocast=self.precision.autocast if self.precision.dtype else None,
+                             progress=self.progress)
+
+    def _read_teacher_outputs(self, path: Path) -> TeacherOutputs | None:
+        """Stored teacher outputs that fit this run, or None (missing, damaged or another shape)."""
+        if not path.is_file():
+            return None
+        try:
+            stored = torch.load(path, weights_only=True)
+            outputs = TeacherOutputs(**stored)
+        except Exception as err:  # noqa: BLE001 (torch raises many kinds for a damaged file)
+            warnings.warn(f"{path}: damaged teacher-output cache ({type(err).__name__}); computing it again",
+                          stacklevel=3)
+            return None
+        n, h, w = len(self.bank), *self.bank.images.shape[2:]
+        if not isinstance(outputs.logits, torch.Tensor):
+            return None
+        shape = (outputs.logits.shape[0], *outputs.logits.shape[2:])
+        if shape != (n, h, w) or (self.cfg.method == "kdnet" and outputs.bottleneck is None):
+            return None  # made for other slices, or without the bottleneck KD-Net needs
+        return outputs
 
     # -- data ------------------------------------------------------------------------------------
     def _batch(self) -> dict[str, torch.Tensor]:
@@ -295,7 +336,12 @@ class Trainer:
 
     @property
     def history(self) -> dict[str, list[float]]:
-        """Every loss term (and the learning rate) per step, as floats."""
+        """Every loss term (and the learning rate) per step, as floats.
+
+        Raises:
+            TrainingError: a loss term of a step not yet read back is NaN or infinite.
+        """
+        self.check_finite()
         if self._pending:
             rows = torch.stack([t for _, t in self._pending]).cpu().tolist()
             for (keys, _), row in zip(self._pending, rows):
@@ -303,6 +349,27 @@ class Trainer:
                     self._history[k].append(v)
             self._pending.clear()
         return self._history
+
+    def check_finite(self) -> None:
+        """Refuse loss values that are not finite, naming the first such step and its terms.
+
+        The terms of the steps since the last read-back are checked in one transfer from the
+        device. A run whose loss is NaN or infinite has weights that are no longer usable: it must
+        stop, not go on to write them into a checkpoint.
+
+        Raises:
+            TrainingError: a term is NaN or infinite (the message names the step and the term).
+        """
+        if not self._pending or bool(torch.isfinite(torch.cat([t for _, t in self._pending])).all()):
+            return
+        first = self.step - len(self._pending)
+        for i, (keys, row) in enumerate(self._pending):
+            bad = [f"{k} = {v}" for k, v in zip(keys, row.tolist()) if not math.isfinite(v)]
+            if bad:
+                self._pending.clear()  # the error is raised once; the weights are not saved
+                self.diverged = first + i + 1
+                raise TrainingError(f"step {first + i + 1} of {self.cfg.method}: loss term {', '.join(bad)}: "
+                                    "training stopped (a lower --lr, another seed or checking the data may help)")
 
     def fit(self, until: int | None = None, checkpoint: str | os.PathLike | None = None,
             checkpoint_every: int = 0) -> dict[str, list[float]]:
@@ -317,10 +384,28 @@ class Trainer:
             The history of every loss term per step.
         """
         until = self.cfg.steps if until is None else min(until, self.cfg.steps)
+        try:
+            self._fit(until, checkpoint, checkpoint_every)
+        except TrainingError as err:
+            if self.saved is not None:
+                where = f"the last good checkpoint is {self.saved[0]} (step {self.saved[1]})"
+            elif checkpoint is not None and Path(checkpoint).is_file():
+                where = f"{checkpoint} holds the last good checkpoint, from before this session"
+            else:
+                where = "no checkpoint was written"
+            raise TrainingError(f"{err}; {where}") from None
+        return dict(self.history)
+
+    def _fit(self, until: int, checkpoint: str | os.PathLike | None, checkpoint_every: int) -> None:
         bar = tqdm(total=until, initial=self.step, desc=self.cfg.method, unit="step", disable=not self.progress)
         start, first = time.perf_counter(), self.step
+        # On the CPU every step is checked (reading a value back costs nothing); on an accelerator
+        # every 10 steps, so that steps do not wait for the host. Nothing is saved unchecked.
+        check_every = 1 if self.device.type == "cpu" else 10
         while self.step < until:
             values = self.train_step()
+            if self.step % check_every == 0 or self.step == until:
+                self.check_finite()
             if self.progress and (self.step % 10 == 0 or self.step == until):
                 elapsed = time.perf_counter() - start
                 self.samples_per_second = (self.step - first) * self.cfg.batch_size / max(elapsed, 1e-9)
@@ -332,13 +417,30 @@ class Trainer:
             if self.validation and every and (self.step % every == 0 or self.step == self.cfg.steps):
                 self.validate()
             if checkpoint and checkpoint_every and self.step % checkpoint_every == 0 and self.step < until:
-                self.save(checkpoint)
+                self._save_or_rescue(checkpoint)
         bar.close()
         synchronize(self.device)
         self.samples_per_second = (self.step - first) * self.cfg.batch_size / max(time.perf_counter() - start, 1e-9)
         if checkpoint:
-            self.save(checkpoint)
-        return dict(self.history)
+            self._save_or_rescue(checkpoint)
+
+    def _save_or_rescue(self, path: str | os.PathLike) -> None:
+        """Write a checkpoint; when that fails (a full disk, a folder gone read-only), write it to the
+        system's temporary folder instead and say where, so that the work is not lost."""
+        try:
+            self.save(path)
+        except OSError as err:
+            rescue = Path(tempfile.gettempdir()) / (f"pkd-lessons-rescued-{self.cfg.method}-s{self.cfg.seed}-"
+                                                    f"step{self.step}-{os.getpid()}.pt")
+            try:
+                self.save(rescue)
+            except OSError:
+                raise DataError(f"{path}: cannot write the checkpoint ({err.strerror or err}), nor a copy in "
+                                f"{rescue.parent}; the run is lost") from err
+            raise DataError(f"{path}: cannot write the checkpoint ({err.strerror or err}); the run was saved to "
+                            f"{rescue} instead: move it to {path} once there is room, and use it from there "
+                            "(or continue it with --resume)") from err
+        self.saved = (Path(path), self.step)
 
     def validate(self) -> dict[str, float]:
         """Score the validation cases now (Dice per region inside the brain) and add it to the history
@@ -366,13 +468,21 @@ class Trainer:
             "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None,
             "history": {k: list(v) for k, v in self.history.items()},
             "cases": list(self.case_ids),
+            "data": self.data_id,
             "teacher": self.teacher_id,
             "precision": self.precision.name,
         }
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write a checkpoint atomically."""
-        return save_checkpoint(self.state_dict(), path)
+        """Write a checkpoint atomically.
+
+        Raises:
+            TrainingError: the run's loss was not finite at some step: its weights are not saved.
+        """
+        state = self.state_dict()  # reading the history checks the losses not yet checked
+        if self.diverged is not None:
+            raise TrainingError(f"{path}: not written: the loss of step {self.diverged} was not finite")
+        return save_checkpoint(state, path)
 
     def load_state(self, state: dict, path: str | os.PathLike = "checkpoint") -> None:
         """Continue from a checkpoint of the same run (same settings, cases and teacher).
@@ -383,6 +493,9 @@ class Trainer:
         check_compatible(state, self.cfg, path, strict=True)
         if state.get("cases") != self.case_ids:
             raise DataError(f"{path}: checkpoint was trained on other cases than this run's")
+        if state.get("data") not in (None, self.data_id):  # None: written before data were fingerprinted
+            raise DataError(f"{path}: checkpoint was trained on other data under the same case identifiers "
+                            "(the images or labels differ); start a new run folder")
         if self.cfg.needs_teacher and state.get("teacher") != self.teacher_id:
             raise DataError(f"{path}: checkpoint was distilled from another teacher "
                             f"({state.get('teacher')} vs {self.teacher_id})")
@@ -406,6 +519,26 @@ class Trainer:
         return self
 
 
+def fallback_cache_dir() -> Path:
+    """Where teacher outputs are kept when the teacher's own folder cannot be written:
+    ``$PKD_LESSONS_CACHE``, else ``$XDG_CACHE_HOME/pkd-lessons``, else ``~/.cache/pkd-lessons``."""
+    if os.environ.get("PKD_LESSONS_CACHE"):
+        return Path(os.environ["PKD_LESSONS_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pkd-lessons"
+
+
+def data_fingerprint(volumes: list[CaseVolume]) -> str:
+    """A short identifier of training data: every case's identifier, images and labels, all bytes."""
+    h = hashlib.sha256()
+    for v in volumes:
+        h.update(v.case_id.encode())
+        for array in (v.image, v.label):
+            if array is not None:
+                h.update(str((array.dtype, array.shape)).encode())
+                h.update(np.ascontiguousarray(array).data)
+    return h.hexdigest()[:16]
+
+
 def train(cfg: TrainConfig, volumes: list[CaseVolume], teacher_checkpoint: str | os.PathLike | None = None,
           out: str | os.PathLike | None = None, device: str = "auto", progress: bool = True,
           resume: bool = False, checkpoint_every: int = 0, cache_dir: str | os.PathLike | None = None,
@@ -426,7 +559,18 @@ def train(cfg: TrainConfig, volumes: list[CaseVolume], teacher_checkpoint: str |
 
     Returns:
         The finished :class:`Trainer`.
+
+    Raises:
+        ValueError: a teacher given to a method that does not use one, or missing for one that does.
+        DataError: an unusable output folder, teacher or checkpoint (checked before training), or a
+            checkpoint that cannot be written (the run is then saved in the temporary folder).
+        TrainingError: a loss that is not finite; the last good checkpoint is kept.
     """
+    if teacher_checkpoint is not None and not cfg.needs_teacher:
+        raise ValueError(f"method {cfg.method!r} does not learn from a teacher; drop the teacher checkpoint "
+                         f"({teacher_checkpoint})")
+    if out is not None:
+        check_writable_folder(out, "run folder")  # before any work, not after it
     teacher, teacher_id = None, None
     if cfg.needs_teacher:
         if teacher_checkpoint is None:

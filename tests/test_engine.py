@@ -253,8 +253,8 @@ def test_cli_train_evaluate_compare(brain_set, tmp_path, capsys):
     teacher_ckpt = str(tmp_path / "teacher" / "checkpoint.pt")
     for method, seed in [("baseline", 0), ("baseline", 1), ("pkl", 0), ("pkl", 1)]:
         out = tmp_path / f"{method}-{seed}"
-        assert main(["train", "--method", method, "--out", str(out), "--seed", str(seed), "--teacher", teacher_ckpt,
-                     *common]) == 0
+        teacher = ["--teacher", teacher_ckpt] if method == "pkl" else []
+        assert main(["train", "--method", method, "--out", str(out), "--seed", str(seed), *teacher, *common]) == 0
         assert json.loads((out / "history.json").read_text())["config"]["method"] == method
     ckpts = [str(p) for p in sorted(tmp_path.glob("*-*/checkpoint.pt"))]
     assert main(["evaluate", *ckpts, "--data", str(brain_set), "--out", str(tmp_path / "m.json"), "--quiet"]) == 0

@@ -81,7 +81,12 @@ def _walk(root: Path) -> list[Path]:
     """NIfTI files under ``root`` down to :data:`MAX_DEPTH`, skipping hidden and macOS ``._`` files."""
     found = []
     base = len(root.parts)
-    for dirpath, dirnames, filenames in os.walk(root):
+
+    def refuse(err: OSError) -> None:  # os.walk would skip the folder silently: a case would go missing
+        raise DataError(f"{err.filename}: cannot read this folder ({err.strerror}); fix its permissions or move "
+                        "it out of the data folder") from err
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=refuse):
         depth = len(Path(dirpath).parts) - base
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")) if depth < MAX_DEPTH else []
         found.extend(Path(dirpath) / f for f in sorted(filenames)
@@ -185,13 +190,18 @@ def find_cases(root: str | os.PathLike, require_labels: bool = True) -> list[Cas
         The cases, sorted by identifier, all of one layout.
 
     Raises:
-        DataError: ``root`` is missing or empty, holds no cases, mixes layouts, holds a case with
-            a missing file, or holds two cases with the same identifier.
+        DataError: ``root`` is missing or empty, holds a folder that cannot be read, holds no
+            cases, mixes layouts, holds a case with a missing file, or holds two cases with the
+            same identifier.
     """
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: data folder not found")
-    if not any(p for p in root.iterdir() if not p.name.startswith(".")):
+    try:
+        empty = not any(p for p in root.iterdir() if not p.name.startswith("."))
+    except OSError as err:
+        raise DataError(f"{root}: cannot read the data folder ({err.strerror})") from err
+    if empty:
         raise DataError(f"{root}: data folder is empty")
     files = _walk(root)
     found = {name: finder(files, require_labels) for name, finder in FINDERS.items()}

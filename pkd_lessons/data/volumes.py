@@ -91,8 +91,8 @@ def load_case(case: Case, normalize: bool = True) -> CaseVolume:
     """Read, check and normalise one case.
 
     Checks: every file is readable NIfTI with finite values; every modality and the labels share
-    one shape and affine; label values belong to the layout's convention. 4-D Decathlon images must
-    have the four modalities as the last axis.
+    one shape and affine; no modality is all zero; label values belong to the layout's convention.
+    4-D Decathlon images must have the four modalities as the last axis.
 
     Args:
         case: the case, from :func:`~pkd_lessons.data.layouts.find_cases`.
@@ -107,7 +107,7 @@ def load_case(case: Case, normalize: bool = True) -> CaseVolume:
     channels = []
     ref = None
     cache: dict = {}
-    for ref_img in case.images.values():
+    for modality, ref_img in case.images.items():
         if ref_img.path not in cache:
             cache[ref_img.path] = read_nifti(ref_img.path)
         array, affine = cache[ref_img.path]
@@ -118,6 +118,10 @@ def load_case(case: Case, normalize: bool = True) -> CaseVolume:
             array = array[..., ref_img.channel]
         elif array.ndim != 3:
             raise DataError(f"{ref_img.path}: expected a 3-D image, got shape {array.shape}")
+        if not array.any():
+            where = f" (channel {ref_img.channel})" if ref_img.channel is not None else ""
+            raise DataError(f"{ref_img.path}{where}: every voxel of case {case.case_id}'s {modality} image is zero; "
+                            "the file is empty or damaged")
         if ref is None:
             ref = (str(ref_img.path), array.shape, affine)
         else:

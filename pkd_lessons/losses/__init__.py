@@ -8,7 +8,7 @@ function                            formula (see its docstring)                 
 :func:`regularization_weights`      ``max(0, CE_s - CE_t) [argmax p_t = y]``      the regularization factor
 :func:`regularized_kd_loss`         ``sum w_i l_i / sum w_i``                     ``L_pixel`` (regularized KD)
 :func:`contrastive_kd_loss`         Hadsell margin loss over (s_i, t_j) pairs     ``L_image`` (contrastive KD)
-:func:`equidistant_loss`            ``m^2 (B-1) / B^2``, images not told apart    ``L_image`` that carries no information
+:func:`equidistant_loss`            ``m^2 (B-1) / B^2``: images not told apart    reading aid for ``L_image``
 :func:`infonce_kd_loss`             InfoNCE over the batch                        extension, not in the paper
 :func:`kdnet_loss`                  KD + bottleneck KL                            KD-Net competitor
 ==================================  ============================================  ===============
@@ -22,6 +22,6 @@ from pkd_lessons.losses.pixel import kd_loss, regularization_weights, regularize
 from pkd_lessons.losses.segmentation import class_weights, segmentation_loss
 
 __all__ = [
-    "class_weights", "contrastive_kd_loss", "equidistant_loss", "feature_kl_loss", "infonce_kd_loss", "kd_loss", "kdnet_loss",
-    "pairwise_sq_distances", "regularization_weights", "regularized_kd_loss", "segmentation_loss",
+    "class_weights", "contrastive_kd_loss", "equidistant_loss", "feature_kl_loss", "infonce_kd_loss", "kd_loss",
+    "kdnet_loss", "pairwise_sq_distances", "regularization_weights", "regularized_kd_loss", "segmentation_loss",
 ]

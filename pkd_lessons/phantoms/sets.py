@@ -37,7 +37,7 @@ def make_phantoms(
         out: destination folder.
         cases: number of cases (at least 1).
         seed: random seed; the same seed gives the same bytes.
-        voxel_mm: brain voxel size (default 2 mm; 1 mm is the template's grid). Ignored for cardiac.
+        voxel_mm: brain voxel size (default 2 mm; 1 mm is the template's grid); brain only.
         overwrite: replace an existing ``out``.
         progress: show a progress bar.
 
@@ -45,16 +45,22 @@ def make_phantoms(
         The destination folder.
 
     Raises:
-        ValueError: unknown ``kind`` or a non-positive ``cases``.
-        FileExistsError: ``out`` exists and ``overwrite`` is False.
+        ValueError: unknown ``kind``, a non-positive ``cases``, ``voxel_mm`` outside 0.5-4 mm or
+            given for cardiac phantoms, or ``out`` is the current folder or one above it.
+        FileExistsError: ``out`` exists and ``overwrite`` is False; or ``out`` is a file or a link;
+            or ``out`` is a folder with content that this package did not write (no manifest):
+            ``overwrite`` replaces phantom sets only, and never touches anything else.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     if cases < 1:
         raise ValueError(f"cases must be at least 1, got {cases}")
+    if voxel_mm is not None and kind != "brain":
+        raise ValueError(f"voxel_mm sets the brain phantoms' grid; the {kind} phantoms have their own, leave it out")
     out = Path(out)
+    check_replaceable(out, overwrite)
     if kind == "brain":
-        cfg = brain.BrainPhantomConfig(voxel_mm=voxel_mm or 2.0)
+        cfg = brain.BrainPhantomConfig(voxel_mm=2.0 if voxel_mm is None else voxel_mm)
         habits = brain.rater_panel(seed, cfg)
     else:
         cfg = cardiac.CardiacPhantomConfig()
@@ -87,10 +93,31 @@ def make_phantoms(
     return out
 
 
+def check_replaceable(out: Path, overwrite: bool) -> None:
+    """Refuse destinations that :func:`make_phantoms` must not replace (see its Raises)."""
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise FileExistsError(f"{out}: exists and is not a folder (a file or a link); choose a folder for the phantoms")
+    if not out.exists():
+        return
+    if not overwrite:
+        raise FileExistsError(f"{out} already exists; choose another folder or pass --overwrite to replace a "
+                              "phantom set")
+    here = Path.cwd().resolve()
+    if out.resolve() in (here, *here.parents):
+        raise ValueError(f"{out}: is the current folder or one above it; write the phantoms to a folder of their own")
+    if read_manifest(out) is None and any(out.iterdir()):
+        raise FileExistsError(f"{out}: not a phantom set written by pkd-lessons (no {MANIFEST}); --overwrite replaces "
+                              "phantom sets only, so this folder is left as it is")
+
+
 def read_manifest(folder: str | os.PathLike) -> dict | None:
     """The manifest of a phantom set, or None when ``folder`` holds none."""
     path = Path(folder) / MANIFEST
-    return json.loads(path.read_text()) if path.is_file() else None
+    try:
+        manifest = json.loads(path.read_text()) if path.is_file() else None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None  # unreadable: not treated as this package's, so never replaced
+    return manifest if isinstance(manifest, dict) and "kind" in manifest else None
 
 
 def ensure_phantoms(kind: str, out: str | os.PathLike, cases: int, seed: int = 0,

@@ -36,7 +36,7 @@ from pkd_lessons.atomic import atomic_file
 from pkd_lessons.data.layouts import find_cases
 from pkd_lessons.errors import DataError
 from pkd_lessons.profiles import default_data_root
-from pkd_lessons.realdata.transfer import download
+from pkd_lessons.realdata.transfer import check_md5, download
 
 TASK = "Task01_BrainTumour"
 MARKER = ".pkd-lessons-complete.json"
@@ -177,13 +177,17 @@ def fetch_archive(archive: Archive, root: str | os.PathLike | None = None, keep_
         name = Path(urlparse(archive.url).path).name
         # MONAI's extractall tells the format from the name: a mirror's "/download" is saved as .tar.
         filename = name if name.endswith(ARCHIVE_SUFFIXES) else f"{archive.name}.tar"
+        # A file already there under the archive's name is the user's (a download writes NAME.part
+        # until its checksum matched): it is used when its checksum matches, and never deleted.
+        theirs = (root / filename).is_file()
         archive_path = download(archive.url, root / filename, archive.md5, progress, timeout)
         try:
             target = extract_checked(archive_path, archive, root, archive.url)
         except ArchiveError:
-            archive_path.unlink(missing_ok=True)  # a damaged archive must not satisfy the next run
+            if not theirs:
+                archive_path.unlink(missing_ok=True)  # a damaged archive must not satisfy the next run
             raise
-        if not keep_archive:
+        if not keep_archive and not theirs:
             archive_path.unlink(missing_ok=True)
     return target
 
@@ -219,8 +223,14 @@ def fetch_task01(root: str | os.PathLike | None = None, url: str | None = None, 
 
     Returns:
         The ``Task01_BrainTumour`` folder (``imagesTr/``, ``labelsTr/``, ``imagesTs/``, ``dataset.json``).
+
+    Raises:
+        ValueError: ``md5`` is not 32 hexadecimal digits (checked before anything is fetched).
+        DataError: see :func:`fetch_archive`.
     """
     archive = TASK01
+    md5 = check_md5(md5, "--md5")  # before anything is fetched; "" is an error, not the default
     if url is not None or md5 is not None:
-        archive = Archive(TASK, url or TASK01.url, md5 or TASK01.md5, TASK01.licence)
+        archive = Archive(TASK, TASK01.url if url is None else url, TASK01.md5 if md5 is None else md5,
+                          TASK01.licence)
     return fetch_archive(archive, root, keep_archive, progress, timeout)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import re
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -67,6 +68,19 @@ def _open(url: str, offset: int, timeout: float):
         raise DownloadError(f"{url}: cannot connect ({reason}); check the address and the network") from err
 
 
+def check_md5(md5: str | None, what: str = "md5") -> str | None:
+    """``md5`` in lower case, checked before any download starts.
+
+    Raises:
+        ValueError: ``md5`` is not 32 hexadecimal digits (an empty string included).
+    """
+    if md5 is None:
+        return None
+    if not re.fullmatch(r"[0-9a-fA-F]{32}", md5):
+        raise ValueError(f"{what} must be 32 hexadecimal digits, got {md5!r}")
+    return md5.lower()
+
+
 def _verify(part: Path, url: str, md5: str | None, progress: bool) -> None:
     if md5 is None:
         return
@@ -92,14 +106,20 @@ def download(url: str, dest: str | os.PathLike, md5: str | None = None, progress
         ``dest``.
 
     Raises:
-        DownloadError: the server cannot be reached or answers with an error (nothing is kept from
-            that attempt), the transfer stops early (what arrived is kept in ``dest.part`` and the
-            next call resumes), or the checksum differs (the file is removed; the message gives
-            both checksums).
+        ValueError: ``md5`` is not 32 hexadecimal digits (checked before anything is fetched).
+        DownloadError: ``dest`` exists with another checksum (it is left untouched), the server
+            cannot be reached or answers with an error (nothing is kept from that attempt), the
+            transfer stops early (what arrived is kept in ``dest.part`` and the next call
+            resumes), or the download's checksum differs (the download is removed; the message
+            gives both checksums).
     """
+    md5 = check_md5(md5)
     dest = Path(dest)
     if dest.is_file():
-        _verify(dest, url, md5, progress)
+        if md5 is not None and (actual := file_md5(dest, progress)) != md5:
+            # Not ours to delete: a download only ever writes dest.part, so this file came from elsewhere.
+            raise DownloadError(f"{dest}: a file of this name is already there and is not the expected one (md5 "
+                                f"{actual}, expected {md5}); it was left as it is: move it away and run again")
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = part_path(dest)
