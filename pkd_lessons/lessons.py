@@ -68,14 +68,30 @@ def run_lessons(out: str | os.PathLike, profile: str = "quick", notebooks: str |
     Returns:
         The summary's path and one :class:`LessonRun` per notebook.
     """
-    import papermill as pm  # imported here: slow to import, and only this function needs it
-
     out = Path(out).resolve()
     settings = get_profile(profile)
     data_root = Path(data_root).resolve() if data_root else out / "data"
     print(f"profile {settings['profile']}: data in {data_root}")
     prepare_data(data_root, settings)
     selected = [nb for nb in find_notebooks(notebooks) if not only or any(nb.name.startswith(p) for p in only)]
+    runs = []
+    # The kernels inherit this process's environment: no progress bars in the executed copies,
+    # where each would be a frozen "0%" line (the lessons show them when run interactively).
+    saved = os.environ.get("PKD_LESSONS_PROGRESS")
+    os.environ["PKD_LESSONS_PROGRESS"] = "0"
+    try:
+        runs = _execute(selected, out, settings, data_root, timeout)
+    finally:
+        if saved is None:
+            os.environ.pop("PKD_LESSONS_PROGRESS", None)
+        else:
+            os.environ["PKD_LESSONS_PROGRESS"] = saved
+    return write_summary(out, settings, runs), runs
+
+
+def _execute(selected: list[Path], out: Path, settings: dict, data_root: Path, timeout: int) -> list[LessonRun]:
+    import papermill as pm  # imported here: slow to import, and only the runner needs it
+
     runs = []
     for nb in selected:
         stem = nb.stem
@@ -96,9 +112,10 @@ def run_lessons(out: str | os.PathLike, profile: str = "quick", notebooks: str |
             message = str(err).strip().splitlines()
             run = LessonRun(stem, time.perf_counter() - start, False,
                             message[-1] if message else traceback.format_exc(limit=1))
-        print(f"{'ok  ' if run.ok else 'FAIL'} {stem:<32} {run.seconds:6.1f} s" + (f"  {run.error}" if run.error else ""))
+        error = f"  {run.error}" if run.error else ""
+        print(f"{'ok  ' if run.ok else 'FAIL'} {stem:<32} {run.seconds:6.1f} s{error}")
         runs.append(run)
-    return write_summary(out, settings, runs), runs
+    return runs
 
 
 def write_summary(out: Path, settings: dict, runs: list[LessonRun]) -> Path:

@@ -96,11 +96,13 @@ class Lesson:
 
     def brain(self) -> Path:
         """The brain phantom folder, generated on first use (BraTS 2021 layout)."""
-        return ensure_phantoms("brain", self.data_root / "brain", self.cfg["brain_cases"], seed=DATA_SEED)
+        return ensure_phantoms("brain", self.data_root / "brain", self.cfg["brain_cases"], seed=DATA_SEED,
+                               progress=progress_bars())
 
     def cardiac(self) -> Path:
         """The cardiac phantom folder, generated on first use (MyoPS 2020 layout)."""
-        return ensure_phantoms("cardiac", self.data_root / "cardiac", self.cfg["cardiac_cases"], seed=DATA_SEED)
+        return ensure_phantoms("cardiac", self.data_root / "cardiac", self.cfg["cardiac_cases"], seed=DATA_SEED,
+                               progress=progress_bars())
 
     def add_dataset(self, name: str, folder: str | os.PathLike, max_cases: int | None = None,
                     student_modality: str | None = None) -> list:
@@ -164,14 +166,15 @@ class Lesson:
         settings.update(overrides)
         return TrainConfig(**settings)
 
-    def run(self, method: str, seed: int = 0, dataset: str = "brain", progress: bool = True, **overrides) -> Run:
+    def run(self, method: str, seed: int = 0, dataset: str = "brain", progress: bool | None = None,
+            **overrides) -> Run:
         """Train (or reuse) one run and score it on the held-out cases.
 
         Args:
             method: ``teacher``, ``baseline``, ``kd``, ``rkd``, ``ckd``, ``pkl`` or ``kdnet``.
             seed: training seed.
             dataset: ``"brain"`` or ``"cardiac"``.
-            progress: progress bars.
+            progress: progress bars (None: :func:`progress_bars`).
             **overrides: training settings to change (a changed setting is a different run).
 
         Returns:
@@ -179,6 +182,7 @@ class Lesson:
         """
         from pkd_lessons.train import load_model, train  # heavy; imported when a lesson trains
 
+        progress = progress_bars() if progress is None else progress
         cfg = self.config(method, seed, dataset, **overrides)
         tag = "" if not overrides else "-" + "-".join(f"{k}{v}" for k, v in sorted(overrides.items()))
         name = f"{method}-s{seed}{tag}"
@@ -299,19 +303,51 @@ class Lesson:
                               pick_device(self.cfg["device"]), roi_size=run.config.crop)
 
     # -- outputs ---------------------------------------------------------------------------------
-    def save_figure(self, fig: plt.Figure, name: str) -> Path:
-        """Save a figure as ``OUT/name.png`` (atomically) and return its path."""
-        path = self.out / f"{name}.png"
-        with atomic_file(path) as tmp:
-            fig.savefig(tmp, dpi=80, bbox_inches="tight")
-        return path
+    def save_figure(self, fig: plt.Figure, name: str) -> None:
+        """Save a figure as ``OUT/name.png`` (atomically).
 
-    def write_summary(self, markdown: str) -> Path:
-        """Write the lesson's ``summary.md``, collected by the lessons runner into ``SUMMARY.md``."""
-        path = self.out / "summary.md"
-        with atomic_file(path) as tmp:
-            tmp.write_text(markdown.strip() + "\n")
-        return path
+        Returns nothing, so that a cell ending with it shows the figure and no path.
+        """
+        with atomic_file(self.out / f"{name}.png") as tmp:
+            fig.savefig(tmp, dpi=80, bbox_inches="tight")
+
+    def write_summary(self, markdown: str) -> None:
+        """Write the lesson's ``summary.md`` (collected by the lessons runner into ``SUMMARY.md``) and
+        show it as the lesson's closing summary, with this run's numbers (without its figures, which
+        the lesson has already shown)."""
+        text = markdown.strip() + "\n"
+        with atomic_file(self.out / "summary.md") as tmp:
+            tmp.write_text(text)
+        shown = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("!["))
+        show("### What this run showed", shown.strip())
+
+
+def progress_bars() -> bool:
+    """Whether the lessons show progress bars: yes, unless ``PKD_LESSONS_PROGRESS`` is 0/false/off.
+
+    The lessons runner turns them off: a progress bar saved in an executed notebook is a frozen
+    ``0%`` line in every copy of it.
+    """
+    return os.environ.get("PKD_LESSONS_PROGRESS", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def show(*markdown: str) -> None:
+    """Show Markdown (tables, bullet lists) rendered in a notebook; print it elsewhere.
+
+    Args:
+        markdown: pieces shown one after the other, a blank line apart; empty pieces are skipped.
+    """
+    text = "\n\n".join(m.strip() for m in markdown if m and m.strip())
+    try:
+        from IPython import get_ipython
+        from IPython.display import Markdown, display
+    except ImportError:  # pragma: no cover (IPython ships with every install of the lessons)
+        print(text)
+        return
+    if get_ipython() is not None and getattr(get_ipython(), "kernel", None) is not None:
+        display(Markdown(text))
+    else:
+        print(text)
 
 
 def validation_interval(steps: int, validations: int) -> int:

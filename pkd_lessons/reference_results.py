@@ -108,7 +108,7 @@ def build_reference(out: str | os.PathLike = REFERENCE_FILE, profile: str = "ref
     data = {
         "provenance": {
             "commit": commit,
-            "command": "pkd-lessons reference " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["reference"]
+            "command": " ".join(["pkd-lessons reference", *sys.argv[2:]]) if sys.argv[1:2] == ["reference"]
             else f"build_reference(profile={profile!r})",
             "device": describe_device(pick_device(lesson.cfg["device"])),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU core(s)",
@@ -164,7 +164,7 @@ def provenance_line(data: dict) -> str:
     return (f"*Reference results: profile `{p['profile']}` ({s['teacher_steps']} teacher / {s['student_steps']} "
             f"student steps, {s['seeds']} seeds, widths {'-'.join(map(str, s['widths']))}, split "
             f"{'/'.join(map(str, split)) if split else '?'} train/validation/test cases), run by "
-            f"`{p['command']}` at commit `{p['commit'][:12]}` on {p['device']} ({p['machine']}), "
+            f"`{p['command'].strip()}` at commit `{p['commit'][:12]}` on {p['device']} ({p['machine']}), "
             f"{p['date']}, {max(p['seconds'], p.get('train_seconds', 0)) / 60:.0f} min of training.*")
 
 

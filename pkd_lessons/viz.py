@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import ListedColormap
+from matplotlib.patches import Patch
 
 from pkd_lessons.data.volumes import CaseVolume
 
@@ -109,10 +110,14 @@ def show_annotation_noise(volume: CaseVolume, index: int | None = None, axis: in
     axes[2].imshow(image, cmap="gray", origin="lower")
     axes[2].imshow(np.ma.masked_equal(diff, 0), cmap=ListedColormap(["#ef233c", "#4361ee"]),
                    vmin=1, vmax=2, origin="lower", interpolation="nearest")
-    axes[2].set_title(f"{names[0]}: red added, blue missed")
+    axes[2].set_title(f"{names[0]}: where the rater differs")
     for ax in axes:
         ax.axis("off")
-    fig.tight_layout()
+    handles = [plt.Line2D([], [], color=c, label=r) for r, c in zip(names, REGION_COLOURS)]
+    handles += [Patch(color="#ef233c", label="rater added"), Patch(color="#4361ee", label="rater missed")]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize=8)
+    fig.suptitle(f"{volume.case_id}, slice {index}, on {volume.modalities[modality]}: outlines by region")
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -43,6 +44,29 @@ def test_lesson_runs(lessons_run, notebook):
     for c in executed["cells"]:
         text = "".join("".join(o.get("text", "")) for o in c.get("outputs", []) if o.get("output_type") == "stream")
         assert text.count("\n") < 60, f"a cell of {notebook.name} prints {text.count(chr(10))} lines"
+    assert not stray_outputs(executed), stray_outputs(executed)
+
+
+PROGRESS_BAR = re.compile(r"\d+%\|")
+
+
+def stray_outputs(notebook: dict) -> list[str]:
+    """Outputs a reader should not see in a saved notebook: progress bars (frozen at whatever they
+    showed when saved) and the echoed reprs of paths."""
+    found = []
+    for i, cell in enumerate(notebook["cells"]):
+        for o in cell.get("outputs", []):
+            plain = "".join(o.get("data", {}).get("text/plain", "")) + "".join(o.get("text", ""))
+            if PROGRESS_BAR.search(plain) or "PosixPath(" in plain or "WindowsPath(" in plain:
+                found.append(f"cell {i}: {plain.strip()[:80]}")
+    return found
+
+
+def test_stray_outputs_are_found():
+    bar = {"output_type": "display_data", "data": {"text/plain": "teacher:   0%|          | 0/150 [00:00<?]"}}
+    path = {"output_type": "execute_result", "data": {"text/plain": "PosixPath('/tmp/x/summary.md')"}}
+    fine = {"output_type": "stream", "name": "stdout", "text": "Dice 93.5 % of 100 cases"}
+    assert len(stray_outputs({"cells": [{"outputs": [bar, path, fine]}]})) == 2
 
 
 @pytest.mark.notebook
@@ -67,7 +91,7 @@ def test_nbval_lax(lessons_run, tmp_path):
     out, _, _ = lessons_run
     copies = tmp_path / "notebooks"
     shutil.copytree(REPO / "notebooks", copies)
-    env = dict(os.environ, PKD_LESSONS_DATA=str(out / "data"))
+    env = dict(os.environ, PKD_LESSONS_DATA=str(out / "data"), PKD_LESSONS_PROGRESS="0")
     result = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-q", "-p", "no:cacheprovider",
                              "--rootdir", str(tmp_path), str(copies)], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=3000)
@@ -99,6 +123,8 @@ def test_notebook_conventions(notebook):
     assert "google.colab" in "".join(cells[1]["source"])
     tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(tagged) == 1 and "profile" in "".join(tagged[0]["source"])
+    # each lesson writes its figures and summary to a folder of its own
+    assert f'output_dir = "lesson-output/{notebook.stem}"' in "".join(tagged[0]["source"])
     for c in cells:
         if c["cell_type"] == "code":
             assert not c.get("outputs") and c.get("execution_count") is None, "strip outputs before committing"
