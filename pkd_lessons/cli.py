@@ -9,6 +9,7 @@ Sub-commands:
 * ``compare metrics.json ... --out DIR``: the results table over methods and seeds.
 * ``lessons --profile quick|full --out DIR``: run every lesson notebook and write a summary.
 * ``reference --out FILE``: train every method longer (the reference profile) and store the results.
+* ``assignments --out DIR``: the student versions of the lessons (solutions and hidden tests removed).
 * ``benchmark --out benchmark.json``: slices/s of the model step and the training step, and their ratio.
 
 Bad arguments or data end with exit status 2 and one line saying why.
@@ -146,6 +147,14 @@ def build_parser() -> argparse.ArgumentParser:
     rf.add_argument("--out", default=None, help="JSON file (default: the package's pkd_lessons/reference/brain.json)")
     rf.add_argument("--profile", default="reference", help="profile of the runs (default reference)")
     rf.add_argument("--data", default=None, help="folder for the phantoms and the runs (default $PKD_LESSONS_DATA)")
+
+    asg = sub.add_parser("assignments", help="write the student versions of the lessons' exercises",
+                         description="Write every lesson as a learner gets it, with nbgrader's own "
+                                     "preprocessors: solutions replaced by stubs, hidden tests removed, "
+                                     "outputs cleared; plus a README listing the exercises.")
+    asg.add_argument("--out", required=True, help="folder to write (must not exist unless --overwrite)")
+    asg.add_argument("--notebooks", default=None, help="folder of the lesson notebooks (default ./notebooks)")
+    asg.add_argument("--overwrite", action="store_true", help="replace the folder")
 
     bm = sub.add_parser("benchmark", help="measure training speed and what the input pipeline costs",
                         description="For each method: (a) the model step on a batch already on the device, "
@@ -354,6 +363,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _compare(args)
         if args.command == "benchmark":
             return _benchmark(args)
+        if args.command == "assignments":
+            from pkd_lessons.assignments import write_assignments
+
+            written = write_assignments(args.out, args.notebooks, args.overwrite)
+            print(f"wrote {len(written)} student notebook(s) to {args.out}")
+            return 0
         if args.command == "reference":
             from pkd_lessons.reference_results import REFERENCE_FILE, build_reference
 
@@ -369,7 +384,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"pkd-lessons: error: lessons failed: {', '.join(failed)}", file=sys.stderr)
                 return 1
             return 0
-    except (DataError, ValueError, FileExistsError, FileNotFoundError, TrainingError) as err:
+    except (DataError, ValueError, FileExistsError, FileNotFoundError, TrainingError, ImportError) as err:
         print(f"pkd-lessons: error: {err}", file=sys.stderr)
         return 2
     except OSError as err:  # a disk that is full or read-only: the message names the file

@@ -99,6 +99,42 @@ def test_nbval_lax(lessons_run, tmp_path):
 
 
 @pytest.mark.notebook
+@pytest.mark.timeout(SERIES_TIMEOUT)
+def test_student_versions_stop_at_their_exercises(lessons_run, tmp_path):
+    """A learner's copy runs without error up to its first exercise, and every check cell fails on
+    the stubs (the instructor copies passed the same checks in the executed series)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    from pkd_lessons.assignments import exercises, student_version
+
+    out, _, _ = lessons_run
+    env = {"PKD_LESSONS_DATA": str(out / "data"), "PKD_LESSONS_PROGRESS": "0"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # the kernel inherits it: the trained runs of the series are reused
+    try:
+        for notebook in NOTEBOOKS:
+            instructor = nbformat.read(notebook, as_version=4)
+            if not exercises(instructor):
+                continue
+            student = student_version(instructor)
+            NotebookClient(student, timeout=1800, kernel_name="python3", allow_errors=True,
+                           resources={"metadata": {"path": str(tmp_path)}}).execute()
+            graded = [i for i, c in enumerate(student.cells) if c.metadata.get("nbgrader", {}).get("grade")
+                      and c.cell_type == "code"]
+            failed = [i for i, c in enumerate(student.cells) if c.cell_type == "code"
+                      and any(o.get("output_type") == "error" for o in c.get("outputs", []))]
+            assert failed and min(failed) >= min(graded), f"{notebook.name}: error before the first exercise"
+            assert set(graded) <= set(failed), f"{notebook.name}: a check passes on the stubs"
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.mark.notebook
 @pytest.mark.timeout(1800)
 def test_every_branch_runs_at_tiny_sizes(tmp_path):
     """The tiny profile takes the branches only the full profile takes in the lessons (every
