@@ -12,9 +12,11 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from pkd_lessons.errors import DataError
@@ -30,21 +32,44 @@ def _alive(pid: int) -> bool:
     return True
 
 
+#: Temporary copies left without a process id (written before ids were recorded) count as stale
+#: only after this many seconds, since their writer cannot be asked whether it still runs.
+UNNAMED_STALE_AFTER = 24 * 3600
+_RANDOM = r"[a-z0-9_]{8}"  # what tempfile.mkstemp/mkdtemp put between prefix and suffix
+
+
 def remove_stale(path: Path) -> list[Path]:
     """Remove the temporary copies of ``path`` left by writers that no longer run.
 
+    Only names this module makes are considered, ``.NAME.PID.XXXXXXXX.part[...]`` (removed when
+    process PID no longer exists) and, from before process ids were recorded,
+    ``.NAME.XXXXXXXX.part[...]`` (removed once a day old); a sibling destination's copies (for
+    ``NAME.json`` beside ``NAME``) never match.
+
     Args:
-        path: the final destination whose ``.NAME.PID.*.part*`` siblings are examined.
+        path: the final destination whose siblings are examined.
 
     Returns:
         The paths removed.
     """
     removed = []
-    prefix = f".{path.name}."
-    for tmp in path.parent.glob(f"{glob.escape(prefix)}*.part*"):
-        pid = tmp.name[len(prefix):].split(".")[0]
-        if pid.isdigit() and (int(pid) == os.getpid() or _alive(int(pid))):
-            continue  # being written now, by this process or another one
+    name = re.escape(path.name)
+    with_pid = re.compile(rf"^\.{name}\.(\d+)\.{_RANDOM}\.part(\..*)?$")
+    without_pid = re.compile(rf"^\.{name}\.{_RANDOM}\.part(\..*)?$")
+    for tmp in path.parent.glob(f"{glob.escape(f'.{path.name}.')}*.part*"):
+        owner = with_pid.match(tmp.name)
+        if owner:
+            pid = int(owner.group(1))
+            if pid == os.getpid() or _alive(pid):
+                continue  # being written now, by this process or another one
+        elif not without_pid.match(tmp.name):
+            continue  # not a name this module makes
+        else:
+            try:
+                if time.time() - tmp.lstat().st_mtime < UNNAMED_STALE_AFTER:
+                    continue
+            except FileNotFoundError:
+                continue
         if tmp.is_dir() and not tmp.is_symlink():
             shutil.rmtree(tmp, ignore_errors=True)
         else:
@@ -54,7 +79,14 @@ def remove_stale(path: Path) -> list[Path]:
 
 
 def _umask() -> int:
-    mask = os.umask(0)
+    """The process's umask, read without changing it where the system says it (Linux)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o077)  # elsewhere: set and restore, with a restrictive value in between
     os.umask(mask)
     return mask
 
@@ -88,28 +120,62 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+#: Written into every folder :func:`atomic_dir` makes: only such folders may be replaced.
+FOLDER_MARKER = ".pkd-lessons-folder"
+
+
+def check_replaceable_dir(path: Path, is_ours: Callable[[Path], bool] | None = None) -> None:
+    """Refuse to replace anything but a folder this package wrote.
+
+    Args:
+        path: the folder to be replaced.
+        is_ours: another test of ownership (e.g. a phantom set's manifest), besides
+            :data:`FOLDER_MARKER`.
+
+    Raises:
+        FileExistsError: ``path`` is a file or a link, or a folder with content this package did
+            not write.
+        ValueError: ``path`` is the current folder or one above it.
+    """
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        raise FileExistsError(f"{path}: exists and is not a folder (a file or a link); choose a folder")
+    here = Path.cwd().resolve()
+    if path.resolve() in (here, *here.parents):
+        raise ValueError(f"{path}: is the current folder or one above it; write to a folder of its own")
+    if any(path.iterdir()) and not ((path / FOLDER_MARKER).is_file() or (is_ours is not None and is_ours(path))):
+        raise FileExistsError(f"{path}: not a folder written by pkd-lessons, so it is not replaced; choose another "
+                              "folder")
+
+
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+def atomic_dir(path: str | os.PathLike, overwrite: bool = False,
+               is_ours: Callable[[Path], bool] | None = None) -> Iterator[Path]:
     """Yield a temporary folder to fill; rename it to ``path`` when the block succeeds.
 
     Args:
         path: final folder.
-        overwrite: replace an existing ``path``; otherwise an existing folder is an error.
+        overwrite: replace an existing ``path``, if this package wrote it (see
+            :func:`check_replaceable_dir`); otherwise an existing folder is an error.
+        is_ours: passed to :func:`check_replaceable_dir`.
 
     Yields:
-        An empty temporary folder beside ``path``.
+        An empty temporary folder beside ``path`` (holding only :data:`FOLDER_MARKER`).
 
     Raises:
-        FileExistsError: ``path`` exists and ``overwrite`` is False.
+        FileExistsError: ``path`` exists and ``overwrite`` is False, or it is not this package's.
+        ValueError: ``path`` is the current folder or one above it.
     """
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} already exists; choose another folder or allow overwriting")
+    if path.exists() or path.is_symlink():
+        if not overwrite:
+            raise FileExistsError(f"{path} already exists; choose another folder or allow overwriting")
+        check_replaceable_dir(path, is_ours)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".part", dir=path.parent))
     tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private (0700); the result follows the umask like mkdir
     try:
+        (tmp / FOLDER_MARKER).write_text("written by pkd-lessons, which may replace this folder\n")
         yield tmp
         if path.exists():
             shutil.rmtree(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from pathlib import Path
@@ -18,11 +19,26 @@ VERSION = 1
 
 
 def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
-    """Write a checkpoint dict atomically (never a half-written file)."""
+    """Write a checkpoint dict atomically (never a half-written file).
+
+    Serialised in memory first and then written by Python: ``torch.save`` to a file reports a full
+    disk as a ``RuntimeError`` from its C++ writer, Python's own write as the ``OSError`` it is.
+
+    Raises:
+        OSError: the file cannot be written (a full disk, a read-only folder); nothing is left.
+    """
     path = Path(path)
+    buffer = io.BytesIO()
+    torch.save({"format": FORMAT, "version": VERSION, **state}, buffer)
     with atomic_file(path) as tmp:
-        torch.save({"format": FORMAT, "version": VERSION, **state}, tmp)
+        write_bytes(tmp, buffer.getbuffer())
     return path
+
+
+def write_bytes(path: Path, data) -> None:
+    """Write ``data`` to ``path`` (one place, so that tests can make the disk full)."""
+    with open(path, "wb") as f:
+        f.write(data)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:

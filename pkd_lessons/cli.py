@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -231,19 +232,21 @@ def _train(args) -> int:
         compile=args.compile, channels_last=not args.no_channels_last,
     )
     checkpoint = Path(args.out) / "checkpoint.pt"
+    started = time.time()
     try:
         trainer = train(cfg, volumes, args.teacher, out=args.out, device=args.device, progress=not args.quiet,
                         resume=args.resume, checkpoint_every=args.checkpoint_every)
     except KeyboardInterrupt:
-        if checkpoint.is_file():
+        # Only a checkpoint of this run is worth resuming: one written by this command, or resumed from.
+        if checkpoint.is_file() and (args.resume or checkpoint.stat().st_mtime >= started):
             from pkd_lessons.checkpoint import load_checkpoint
 
             step = load_checkpoint(checkpoint)["step"]
             print(f"pkd-lessons: interrupted; {checkpoint} holds step {step} of {args.steps}: run the same command "
                   "with --resume to continue from there", file=sys.stderr)
         else:
-            print(f"pkd-lessons: interrupted before the first checkpoint (every {args.checkpoint_every} steps); "
-                  "nothing was saved", file=sys.stderr)
+            print(f"pkd-lessons: interrupted before this run's first checkpoint (every {args.checkpoint_every} "
+                  "steps); nothing of it was saved", file=sys.stderr)
         return 130
     out = Path(args.out)
     write_text_or_rescue(out / "history.json", json.dumps({

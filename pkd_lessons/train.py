@@ -154,6 +154,7 @@ class Trainer:
         self._history: dict[str, list[float]] = defaultdict(list)
         self._pending: list[tuple[tuple[str, ...], torch.Tensor]] = []
         self.saved: tuple[Path, int] | None = None  # (file, step) of the last checkpoint fit() wrote
+        self.resumed_from: tuple[Path, int] | None = None  # (file, step) this run continued from
         self.diverged: int | None = None  # the step whose loss was not finite
         self.samples_per_second = float("nan")
         self.augment = BatchAugment(cfg.flip, cfg.intensity, cfg.affine)
@@ -213,9 +214,9 @@ class Trainer:
                 with atomic_file(folder / name) as tmp:
                     torch.save(state, tmp)
                 return cached
-            except OSError as err:
-                warnings.warn(f"{folder / name}: cannot store the teacher's outputs there ({err.strerror or err})",
-                              stacklevel=2)
+            except (OSError, RuntimeError) as err:  # torch's writer reports a full disk as RuntimeError
+                reason = getattr(err, "strerror", None) or str(err).splitlines()[0]
+                warnings.warn(f"{folder / name}: cannot store the teacher's outputs there ({reason})", stacklevel=2)
         return cached
 
     def _compute_teacher_outputs(self) -> TeacherOutputs:
@@ -366,7 +367,10 @@ class Trainer:
         for i, (keys, row) in enumerate(self._pending):
             bad = [f"{k} = {v}" for k, v in zip(keys, row.tolist()) if not math.isfinite(v)]
             if bad:
-                self._pending.clear()  # the error is raised once; the weights are not saved
+                good, self._pending = self._pending[:i], []  # the error is raised once
+                for good_keys, good_row in good:  # the steps before it stay in the history
+                    for k, v in zip(good_keys, good_row.tolist()):
+                        self._history[k].append(v)
                 self.diverged = first + i + 1
                 raise TrainingError(f"step {first + i + 1} of {self.cfg.method}: loss term {', '.join(bad)}: "
                                     "training stopped (a lower --lr, another seed or checking the data may help)")
@@ -389,10 +393,11 @@ class Trainer:
         except TrainingError as err:
             if self.saved is not None:
                 where = f"the last good checkpoint is {self.saved[0]} (step {self.saved[1]})"
-            elif checkpoint is not None and Path(checkpoint).is_file():
-                where = f"{checkpoint} holds the last good checkpoint, from before this session"
+            elif self.resumed_from is not None:
+                file, step = self.resumed_from
+                where = f"the last good checkpoint is {file} (step {step}, where this run resumed)"
             else:
-                where = "no checkpoint was written"
+                where = "no checkpoint of this run was written"
             raise TrainingError(f"{err}; {where}") from None
         return dict(self.history)
 
@@ -482,6 +487,13 @@ class Trainer:
         state = self.state_dict()  # reading the history checks the losses not yet checked
         if self.diverged is not None:
             raise TrainingError(f"{path}: not written: the loss of step {self.diverged} was not finite")
+        # A finite loss does not make the update after it finite (an overflowing gradient without a
+        # loss scaler): the weights themselves are checked, in one reduction, before they are kept.
+        params = [p.detach() for p in [*self.model.parameters(), *self.heads.parameters()]]
+        if params and not bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):
+            self.diverged = self.step
+            raise TrainingError(f"step {self.step} of {self.cfg.method}: the weights are no longer finite "
+                                f"(NaN or infinite) although the loss was; {path} not written")
         return save_checkpoint(state, path)
 
     def load_state(self, state: dict, path: str | os.PathLike = "checkpoint") -> None:
@@ -516,6 +528,7 @@ class Trainer:
     def resume(self, path: str | os.PathLike) -> "Trainer":
         """Load a checkpoint written by this run's :meth:`save` (see :meth:`load_state`)."""
         self.load_state(load_checkpoint(path, map_location="cpu"), path)
+        self.resumed_from = (Path(path), self.step)
         return self
 
 

@@ -12,7 +12,7 @@ import nbformat
 import pytest
 
 from conftest import REPO
-from pkd_lessons.assignments import exercises, student_version, write_assignments
+from pkd_lessons.assignments import exercises, student_version
 from pkd_lessons.cli import main
 from pkd_lessons.lessons import find_notebooks
 

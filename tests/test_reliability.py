@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import struct
+import time
 
 import nibabel as nib
 import numpy as np
@@ -21,6 +22,7 @@ import pytest
 import torch
 
 from pkd_lessons import DataError
+from pkd_lessons import checkpoint as checkpoint_module
 from pkd_lessons import train as train_module
 from pkd_lessons.atomic import atomic_file
 from pkd_lessons.checkpoint import load_checkpoint
@@ -81,7 +83,7 @@ def test_cli_refuses_a_nan_run_with_one_line(data, tmp_path, monkeypatch, capsys
                                                                                         requires_grad=True))
     assert main(["train", "--method", "baseline", "--data", str(data), "--out", str(tmp_path / "run"), *TINY]) == 2
     line = one_error_line(capsys)
-    assert "step 1 of baseline" in line and "seg = inf" in line and "no checkpoint was written" in line
+    assert "step 1 of baseline" in line and "seg = inf" in line and "no checkpoint of this run was written" in line
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
 
 
@@ -89,6 +91,25 @@ def test_infinite_temperature_is_refused(data, tmp_path, capsys):
     assert main(["train", "--method", "kd", "--data", str(data), "--out", str(tmp_path / "run"),
                  "--temperature", "inf", *TINY]) == 2
     assert "temperature" in one_error_line(capsys)
+
+
+def test_weights_that_stop_being_finite_are_not_saved(brain_set, tmp_path, monkeypatch):
+    real = train_module.Trainer.optimise
+
+    def overflows(self, batch):
+        terms = real(self, batch)
+        if self.step == 3:  # the update of step 4 overflows, its loss was finite; the next save follows it
+            with torch.no_grad():
+                next(self.model.parameters()).fill_(float("inf"))
+        return terms
+
+    monkeypatch.setattr(train_module.Trainer, "optimise", overflows)
+    volumes = load_cases(find_cases(brain_set)[:2], progress=False)
+    with pytest.raises(TrainingError, match=r"step 4 of baseline: the weights are no longer finite.*"
+                                            r"last good checkpoint is .*\(step 2\)"):
+        train_module.train(_train_cfg(), volumes, out=tmp_path / "run", device="cpu", progress=False,
+                           checkpoint_every=2)
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == 2
 
 
 # --- 2. nothing of the user's is replaced or deleted ---------------------------------------------
@@ -120,6 +141,22 @@ def test_overwrite_refuses_a_file_or_a_link(tmp_path, capsys, kind):
     assert main(["phantoms", "cardiac", "--out", str(target), "--cases", "1", "--overwrite", "--quiet"]) == 2
     assert "not a folder" in one_error_line(capsys)
     assert target.is_symlink() if kind == "link" else target.read_text() == "precious"
+
+
+def test_assignments_never_replace_a_users_folder(tmp_path, monkeypatch, capsys):
+    from conftest import REPO
+
+    (tmp_path / "course").mkdir()
+    (tmp_path / "course" / "grades.csv").write_text("precious")
+    args = ["assignments", "--notebooks", str(REPO / "notebooks"), "--overwrite"]
+    assert main([*args, "--out", str(tmp_path / "course")]) == 2
+    assert "not a folder written by pkd-lessons" in one_error_line(capsys)
+    assert (tmp_path / "course" / "grades.csv").read_text() == "precious"
+    monkeypatch.chdir(tmp_path / "course")
+    assert main([*args, "--out", "."]) == 2
+    assert "current folder" in one_error_line(capsys)
+    assert main([*args, "--out", str(tmp_path / "students")]) == 0
+    assert main([*args, "--out", str(tmp_path / "students")]) == 0, "its own folder may be replaced"
 
 
 def test_overwrite_replaces_a_phantom_set(tmp_path):
@@ -156,15 +193,15 @@ def test_train_checks_its_output_folder_first(data, tmp_path, capsys, no_trainin
 
 
 def test_a_failed_final_write_saves_the_run_elsewhere_and_says_where(data, tmp_path, monkeypatch, capsys):
-    real = torch.save
+    real = checkpoint_module.write_bytes
     out = tmp_path / "run"
 
-    def disk_full(obj, f, *args, **kwargs):
-        if str(f).startswith(str(out)):
-            raise OSError(errno.ENOSPC, "No space left on device", str(f))
-        return real(obj, f, *args, **kwargs)
+    def disk_full(path, data):
+        if str(path).startswith(str(out)):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, data)
 
-    monkeypatch.setattr(torch, "save", disk_full)
+    monkeypatch.setattr(checkpoint_module, "write_bytes", disk_full)
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
     assert main(["train", "--method", "baseline", "--data", str(data), "--out", str(out), *TINY]) == 2
@@ -366,19 +403,25 @@ DEAD_PID = 2**22 + 12345  # above Linux's largest process id: never a running pr
 
 
 def test_leftovers_of_killed_writers_are_removed_on_the_next_run(tmp_path):
-    stale_dir = tmp_path / f".set.{DEAD_PID}.x1y2.part"
+    stale_dir = tmp_path / f".set.{DEAD_PID}.x1y2z3w4.part"
     stale_dir.mkdir()
     (stale_dir / "case.nii.gz").write_bytes(b"\0" * 1000)
-    older = tmp_path / ".set.ab12cd.part"  # the naming before process ids were recorded
+    older = tmp_path / ".set.ab12cd34.part"  # the naming before process ids were recorded, two days old
     older.mkdir()
-    stale_file = tmp_path / f".checkpoint.pt.{DEAD_PID}.zz.part.pt"
+    os.utime(older, (time.time() - 2 * 86400,) * 2)
+    recent = tmp_path / ".set.ef56gh78.part"  # the same naming, but recent: its writer may still run
+    recent.mkdir()
+    stale_file = tmp_path / f".checkpoint.pt.{DEAD_PID}.zzzzzzzz.part.pt"
     stale_file.write_bytes(b"half")
-    live = tmp_path / f".checkpoint.pt.{os.getppid()}.qq.part.pt"  # a writer that still runs: kept
+    live = tmp_path / f".checkpoint.pt.{os.getppid()}.qqqqqqqq.part.pt"  # a writer that still runs: kept
     live.write_bytes(b"in progress")
+    sibling = tmp_path / f".set.json.{DEAD_PID}.aaaaaaaa.part.json"  # another destination's: not ours to judge
+    sibling.write_bytes(b"{}")
     make_phantoms("cardiac", tmp_path / "set", cases=1, progress=False)
     with atomic_file(tmp_path / "checkpoint.pt") as tmp:
         tmp.write_bytes(b"done")
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["set", "checkpoint.pt", live.name])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["set", "checkpoint.pt", live.name, recent.name,
+                                                                  sibling.name])
 
 
 def test_phantom_folders_follow_the_umask(tmp_path):

@@ -66,7 +66,7 @@ def make_phantoms(
         cfg = cardiac.CardiacPhantomConfig()
         habits = cardiac.rater_panel(seed, cfg)
     records = []
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite, is_ours=lambda p: read_manifest(p) is not None) as tmp:
         for index in tqdm(range(cases), desc=f"{kind} phantoms", unit="case", disable=not progress):
             if kind == "brain":
                 case = brain.make_brain_case(seed, index, cfg, habits)
