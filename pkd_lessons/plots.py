@@ -73,18 +73,23 @@ def plot_training(histories: Mapping[str, Mapping[str, Sequence[float]]], region
 
 
 def plateau_reading(history: Mapping[str, Sequence[float]], regions: Sequence[str] = ("WT", "TC", "ET"),
-                    tolerance: float = 0.02, last: int = 3) -> str:
+                    tolerance: float = 0.02, last: int | None = None) -> str:
     """A sentence saying, from the validation curve alone, whether a run has stopped improving.
 
     The run counts as plateaued when its validation Dice, averaged over ``regions``, changed by
     less than ``tolerance`` (2 Dice points) between the mean of the last ``last`` validations
     and the mean of the ``last`` before them, and as still improving when it rose by more.
+    By default ``last`` is a third of the validations (at least 2), so that the two windows cover
+    the later two thirds of training and never the first validations, taken while every run is
+    still in its initial rise (with 6 validations, halves would put the first one in the
+    comparison).
 
     Returns:
         The sentence, with the numbers it is based on.
     """
     steps = list(history.get("val_step", []))
     curves = [np.asarray(history.get(f"val_{r}", []), dtype=float) for r in regions]
+    last = max(2, len(steps) // 3) if last is None else last
     if len(steps) < 2 * last or any(c.size != len(steps) for c in curves):
         return (f"Too few validation points ({len(steps)}) to tell whether this run has converged "
                 f"(need {2 * last}).")

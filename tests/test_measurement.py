@@ -142,7 +142,13 @@ def test_plateau_reading_follows_the_numbers():
             **{f"val_{r}": [0.5, 0.8, 0.85, 0.86, 0.85, 0.86, 0.85, 0.86] for r in ("WT", "TC", "ET")}}
     rising = {"val_step": list(range(1, 7)), **{f"val_{r}": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6] for r in ("WT", "TC", "ET")}}
     assert "plateaued" in plateau_reading(flat)
-    assert "still improving" in plateau_reading(rising) and "+30.0 points" in plateau_reading(rising)
+    assert "still improving" in plateau_reading(rising) and "+20.0 points" in plateau_reading(rising)
+    assert "+30.0 points" in plateau_reading(rising, last=3)
+    # a run that rose at its first validation and was flat after it has plateaued (the first
+    # validation is not in the comparison)
+    teacher = {"val_step": [67, 134, 201, 268, 335, 400],
+               **{f"val_{r}": [0.376, 0.907, 0.931, 0.899, 0.930, 0.937] for r in ("WT", "TC", "ET")}}
+    assert "plateaued" in plateau_reading(teacher) and "steps 201-268 vs 335-400" in plateau_reading(teacher)
     assert "Too few validation points" in plateau_reading({"val_step": [1, 2]})
 
 
