@@ -343,13 +343,17 @@ class Trainer:
             TrainingError: a loss term of a step not yet read back is NaN or infinite.
         """
         self.check_finite()
-        if self._pending:
-            rows = torch.stack([t for _, t in self._pending]).cpu().tolist()
-            for (keys, _), row in zip(self._pending, rows):
+        self._record(self._pending)
+        self._pending = []
+        return self._history
+
+    def _record(self, pending: list[tuple[tuple[str, ...], torch.Tensor]]) -> None:
+        """Append loss terms kept on the device to the history, in one transfer."""
+        if pending:
+            rows = torch.stack([t for _, t in pending]).cpu().tolist()
+            for (keys, _), row in zip(pending, rows):
                 for k, v in zip(keys, row):
                     self._history[k].append(v)
-            self._pending.clear()
-        return self._history
 
     def check_finite(self) -> None:
         """Refuse loss values that are not finite, naming the first such step and its terms.
@@ -368,9 +372,7 @@ class Trainer:
             bad = [f"{k} = {v}" for k, v in zip(keys, row.tolist()) if not math.isfinite(v)]
             if bad:
                 good, self._pending = self._pending[:i], []  # the error is raised once
-                for good_keys, good_row in good:  # the steps before it stay in the history
-                    for k, v in zip(good_keys, good_row.tolist()):
-                        self._history[k].append(v)
+                self._record(good)  # the steps before it stay in the history
                 self.diverged = first + i + 1
                 raise TrainingError(f"step {first + i + 1} of {self.cfg.method}: loss term {', '.join(bad)}: "
                                     "training stopped (a lower --lr, another seed or checking the data may help)")

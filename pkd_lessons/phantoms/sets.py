@@ -10,7 +10,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from pkd_lessons import __version__
-from pkd_lessons.atomic import atomic_dir, atomic_file
+from pkd_lessons.atomic import FOLDER_MARKER, atomic_dir, atomic_file, check_replaceable_dir
 from pkd_lessons.phantoms import brain, cardiac
 
 KINDS: tuple[str, ...] = ("brain", "cardiac")
@@ -94,20 +94,21 @@ def make_phantoms(
 
 
 def check_replaceable(out: Path, overwrite: bool) -> None:
-    """Refuse destinations that :func:`make_phantoms` must not replace (see its Raises)."""
-    if out.is_symlink() or (out.exists() and not out.is_dir()):
-        raise FileExistsError(f"{out}: exists and is not a folder (a file or a link); choose a folder for the phantoms")
-    if not out.exists():
+    """Refuse destinations that :func:`make_phantoms` must not replace (see its Raises).
+
+    :func:`~pkd_lessons.atomic.check_replaceable_dir` is the mechanism (files, links, the current
+    folder, folders this package did not write); this adds the phantom set's own reason.
+    """
+    if not (out.exists() or out.is_symlink()):
         return
-    if not overwrite:
+    if out.is_dir() and not out.is_symlink() and not overwrite:
         raise FileExistsError(f"{out} already exists; choose another folder or pass --overwrite to replace a "
                               "phantom set")
-    here = Path.cwd().resolve()
-    if out.resolve() in (here, *here.parents):
-        raise ValueError(f"{out}: is the current folder or one above it; write the phantoms to a folder of their own")
-    if read_manifest(out) is None and any(out.iterdir()):
+    if out.is_dir() and not out.is_symlink() and any(out.iterdir()) and read_manifest(out) is None \
+            and not (out / FOLDER_MARKER).is_file():
         raise FileExistsError(f"{out}: not a phantom set written by pkd-lessons (no {MANIFEST}); --overwrite replaces "
                               "phantom sets only, so this folder is left as it is")
+    check_replaceable_dir(out, is_ours=lambda p: read_manifest(p) is not None)
 
 
 def read_manifest(folder: str | os.PathLike) -> dict | None:
