@@ -12,6 +12,10 @@ TORCH_SPEC ?= torch==2.13.0
 PROFILE ?= quick
 OUT     ?= results
 
+# The oldest ipywidgets declared (Colab's), beside the environment's own: tests/test_viewer.py runs
+# the viewer's tests under it too.
+WIDGETS_OLDEST ?= ipywidgets==7.7.1 ipython_genutils==0.2.0
+
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
@@ -24,6 +28,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install --quiet -e ".[test]"
+	rm -rf .widgets-oldest
+	$(BIN)/python -m pip install --quiet --no-deps --target .widgets-oldest $(WIDGETS_OLDEST)
 	touch $(STAMP)
 
 lessons: $(STAMP)
@@ -37,4 +43,4 @@ reference: $(STAMP)
 	$(BIN)/pkd-lessons reference
 
 clean:
-	rm -rf $(VENV) $(OUT) .pytest_cache
+	rm -rf $(VENV) $(OUT) .pytest_cache .widgets-oldest

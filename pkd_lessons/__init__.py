@@ -12,7 +12,7 @@ Modules (data flows one way):
 * :mod:`pkd_lessons.labels` - label conventions of every data set mapped to one set of regions.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from pkd_lessons.errors import DataError
 

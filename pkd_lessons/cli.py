@@ -7,7 +7,7 @@ Sub-commands:
 * ``train --method M --data DIR --out RUN``: train a teacher, a baseline or a distilled student.
 * ``evaluate RUN/checkpoint.pt ... --data DIR --out metrics.json``: score on held-out cases.
 * ``compare metrics.json ... --out DIR``: the results table over methods and seeds.
-* ``lessons --profile quick|full --out DIR``: run every lesson notebook and write a summary.
+* ``lessons --profile quick|lab|full|auto --out DIR``: run every lesson notebook and write a summary.
 * ``reference --out FILE``: train every method longer (the reference profile) and store the results.
 * ``assignments --out DIR``: the student versions of the lessons (solutions and hidden tests removed).
 * ``benchmark --out benchmark.json``: slices/s of the model step and the training step, and their ratio.
@@ -27,6 +27,7 @@ from pathlib import Path
 from pkd_lessons import __version__
 from pkd_lessons.config import METHODS
 from pkd_lessons.errors import DataError, TrainingError
+from pkd_lessons.profiles import PROFILES
 
 
 def _positive(text: str) -> int:
@@ -131,11 +132,21 @@ def build_parser() -> argparse.ArgumentParser:
                     help="pair differences over test cases (default) or over seeds")
     cp.add_argument("--metric", choices=["dice", "hd95"], default="dice", help="metric (default dice)")
 
+    dt = sub.add_parser("data", help="download the Decathlon's Task01, or check a BraTS or MyoPS download",
+                        description="The data_download/ scripts under the package's entry point (fetch is the "
+                                    "only command of the package that uses the network): `data fetch decathlon [--root DIR]`, "
+                                    "`data check brats PATH [--year Y]`, `data check myops PATH [--dataset "
+                                    "myops|mscmrseg]`. Add --help after the data set for its options.")
+    dt.add_argument("action", choices=["fetch", "check"], help="fetch (decathlon) or check (brats, myops)")
+    dt.add_argument("dataset", choices=["decathlon", "brats", "myops"], help="the data set")
+    dt.add_argument("options", nargs=argparse.REMAINDER, help="that command's options (--help lists them)")
+
     ls = sub.add_parser("lessons", help="execute the lesson notebooks and write a summary",
                         description="Generate the phantom data if needed, execute every lesson with "
                                     "papermill and write OUT/SUMMARY.md.")
-    ls.add_argument("--profile", choices=["quick", "full", "reference", "tiny", "auto"], default="quick",
-                    help="quick: CPU, a minute or two per lesson; full: GPU sizes; auto: full on a GPU")
+    ls.add_argument("--profile", choices=[*PROFILES, "auto"], default="quick",
+                    help="quick (default): the CPU path, about 20 minutes for the series on 2 cores; lab: one "
+                         "classroom GPU such as Colab's T4; full: a larger GPU; auto: lab on a GPU, else quick")
     ls.add_argument("--out", default="results", help="output folder (default ./results)")
     ls.add_argument("--only", nargs="+", metavar="NN", help="run only these lessons, e.g. --only 00 01")
     ls.add_argument("--notebooks", default=None, help="folder of the notebooks (default ./notebooks)")
@@ -358,6 +369,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "check":
             return _check(args.folder, not args.no_labels)
+        if args.command == "data":
+            from pkd_lessons.realdata.commands import data_main
+
+            return data_main(args.action, args.dataset, args.options)
         if args.command == "train":
             return _train(args)
         if args.command == "evaluate":

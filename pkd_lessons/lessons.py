@@ -90,7 +90,11 @@ def run_lessons(out: str | os.PathLike, profile: str = "quick", notebooks: str |
 
 
 def _execute(selected: list[Path], out: Path, settings: dict, data_root: Path, timeout: int) -> list[LessonRun]:
-    import papermill as pm  # imported here: slow to import, and only the runner needs it
+    try:
+        import papermill as pm  # imported here: slow to import, and only the runner needs it
+    except ImportError as err:
+        raise ImportError("running the lessons needs papermill and a Jupyter kernel: "
+                          "pip install 'pkd-lessons[jupyter]'") from err
 
     runs = []
     for nb in selected:

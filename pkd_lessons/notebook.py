@@ -79,7 +79,7 @@ class Lesson:
     _modality: dict = field(default_factory=lambda: dict(STUDENT_MODALITY), repr=False)
 
     @classmethod
-    def start(cls, profile: str = "quick", data_root: str | os.PathLike | None = None,
+    def start(cls, profile: str = "auto", data_root: str | os.PathLike | None = None,
               output_dir: str | os.PathLike = ".", **overrides) -> "Lesson":
         """Resolve the parameters cell: profile, data folder, output folder, overrides."""
         cfg = get_profile(profile, **overrides)

@@ -1,7 +1,8 @@
-"""Run profiles: a quick CPU pass, the reference results' longer runs, toy sizes for the tests, and a
-GPU run with the paper's widths.
+"""Run profiles: a quick CPU pass, a lab pass for one classroom GPU (Colab's T4), the reference
+results' longer runs, toy sizes for the tests, and a larger GPU run with the paper's widths.
 
-Every notebook's ``parameters`` cell names a profile; any setting can still be overridden there.
+Every notebook's ``parameters`` cell names a profile (``"auto"``: lab on a GPU, quick on a CPU); any
+setting can still be overridden there.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import torch
+from pkd_lessons.device import pick_device
 
 ALL_METHODS = ("control", "kd", "rkd", "ckd", "pkl", "kdnet")
 
@@ -43,6 +44,13 @@ PROFILES: dict[str, dict] = {
              "widths": (4, 8, 16, 32), "batch_size": 4, "slice_crop": (32, 32), "teacher_steps": 6,
              "student_steps": 4, "cardiac_steps": 4, "cardiac_batch_size": 4, "validations": 2,
              "methods": ALL_METHODS},
+    # One 16 GB GPU for a course lab (Colab's T4, fp16 with a loss scaler): the quick profile's data
+    # and split, the paper's widths, every method trained over 3 seeds (lesson 06 trains them itself
+    # instead of showing the reference results), long enough for the validation curves to flatten.
+    # Sized for a few minutes per lesson on a T4 from the CPU timings (GPU times not yet measured).
+    "lab": {**QUICK, "widths": (16, 32, 64, 128), "batch_size": 32, "teacher_steps": 1200, "student_steps": 1000,
+            "cardiac_steps": 600, "cardiac_batch_size": 32, "validations": 8, "device": "auto",
+            "methods": ALL_METHODS},
     # GPU, the paper's widths and dropout, whole slices, more cases, steps and seeds.
     "full": {
         "brain_cases": 80, "cardiac_cases": 60, "split": (40, 8, 32), "seeds": 5,
@@ -58,8 +66,9 @@ def get_profile(name: str = "auto", **overrides) -> dict:
     """The settings of a profile, with overrides applied (``None`` values are ignored).
 
     Args:
-        name: ``"quick"``, ``"full"``, ``"reference"``, ``"tiny"`` (tests), or ``"auto"`` (full when a
-            CUDA GPU is present).
+        name: ``"quick"`` (CPU), ``"lab"`` (one classroom GPU), ``"full"`` (a larger GPU),
+            ``"reference"``, ``"tiny"`` (tests), or ``"auto"`` (lab when a CUDA or Apple GPU is
+            present, quick otherwise).
         **overrides: settings to replace.
 
     Returns:
@@ -69,7 +78,7 @@ def get_profile(name: str = "auto", **overrides) -> dict:
         ValueError: unknown profile or unknown setting.
     """
     if name == "auto":
-        name = "full" if torch.cuda.is_available() else "quick"
+        name = "quick" if pick_device("auto").type == "cpu" else "lab"
     if name not in PROFILES:
         raise ValueError(f"profile must be one of {', '.join([*PROFILES, 'auto'])}, got {name!r}")
     settings = dict(PROFILES[name])

@@ -20,6 +20,10 @@ from matplotlib import image as mpimg
 
 from pkd_lessons.data.volumes import CaseVolume
 
+#: The installed ipywidgets' major version: 8 in the project's environment, 7 on Colab today.
+IPYWIDGETS_MAJOR = int(widgets.__version__.split(".")[0])
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
 #: RGB colour of each class index, by number of classes (brain 4, heart 6).
 CLASS_COLOURS = {
     4: np.array([[0, 0, 0], [255, 77, 109], [255, 214, 10], [76, 201, 240]], dtype=np.float32),
@@ -172,8 +176,20 @@ class SliceViewer(widgets.VBox):
 
     def _repr_mimebundle_(self, **kwargs):
         # The live widget where a front-end runs it; a PNG of the current view everywhere else.
-        bundle = super()._repr_mimebundle_(**kwargs) or {}
-        bundle = dict(bundle)
+        base = getattr(super(), "_repr_mimebundle_", None)
+        if base is not None:  # ipywidgets 8
+            bundle = dict(base(**kwargs) or {})
+        else:  # ipywidgets 7 (what Colab ships): the view reference its own _ipython_display_ sends
+            bundle = {WIDGET_VIEW: {"version_major": 2, "version_minor": 0, "model_id": self._model_id}}
         bundle["image/png"] = base64.b64encode(self.image.value).decode()
         bundle["text/plain"] = f"SliceViewer({self.volume.case_id}, slice {self.slice.value})"
         return bundle
+
+    if IPYWIDGETS_MAJOR < 8:
+        # ipywidgets 7 displays widgets through _ipython_display_, which IPython prefers to
+        # _repr_mimebundle_; route it through the bundle above so that the picture goes along.
+        def _ipython_display_(self, **kwargs) -> None:
+            from IPython.display import display
+
+            display(self._repr_mimebundle_(), raw=True)
+            self._handle_displayed(**kwargs)

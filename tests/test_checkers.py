@@ -168,6 +168,19 @@ def test_scripts_exit_codes(brats, brain_set, myops, capsys):
     assert capsys.readouterr().err.startswith("check_brats.py: error: ")
 
 
+def test_package_command_runs_the_same_checkers(brats, brain_set, myops, capsys):
+    from pkd_lessons.cli import main
+
+    assert main(["data", "check", "brats", str(brain_set), "--quiet"]) == 0
+    assert "OK: 4 case(s), 0 with problems" in capsys.readouterr().out
+    assert main(["data", "check", "brats", str(brats), "--quiet"]) == 1
+    assert main(["data", "check", "myops", str(myops), "--quiet"]) == 1
+    assert main(["data", "check", "brats", str(brats / "nowhere")]) == 2
+    assert capsys.readouterr().err.startswith("pkd-lessons data check brats: error: ")
+    assert main(["data", "fetch", "brats"]) == 2
+    assert "no command fetch brats; known: fetch decathlon" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("script", ["fetch_decathlon_task01.py", "check_brats.py", "check_myops.py"])
 def test_data_download_scripts_run(script):
     result = subprocess.run([sys.executable, str(REPO / "data_download" / script), "--help"], capture_output=True,

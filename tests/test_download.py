@@ -233,6 +233,16 @@ def test_script_reports_and_exits(server, tmp_path, capsys):
     assert err.startswith("fetch_decathlon_task01.py: error: ") and "checksum mismatch" in err
 
 
+def test_package_command_fetches(server, tmp_path, capsys):
+    from pkd_lessons.cli import main
+
+    url = server.url("/Task01_BrainTumour.tar")
+    digest = md5(server.files["/Task01_BrainTumour.tar"])
+    assert main(["data", "fetch", "decathlon", "--root", str(tmp_path), "--url", url, "--md5", digest, "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "ready: " in out and len(find_cases(tmp_path / "Task01_BrainTumour")) == 4
+
+
 def test_mirror_address_without_archive_suffix(server, tmp_path):
     server.files["/files/download"] = server.files["/Task01_BrainTumour.tar"]
     folder = fetch(server, tmp_path, path="/files/download")

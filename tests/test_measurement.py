@@ -110,7 +110,7 @@ def test_contrastive_students_embed_their_training_window(volumes, tmp_path):
     assert np.isfinite(kdnet.history["image"]).all()
 
 
-@pytest.mark.parametrize("profile", ["quick", "reference", "tiny", "full"])
+@pytest.mark.parametrize("profile", sorted(PROFILES))
 def test_validations_are_as_many_as_the_profile_asks_and_end_on_the_last_step(profile):
     """Evenly spread validations whose last is the final step, none wasted just before it."""
     from pkd_lessons.notebook import validation_interval
@@ -182,6 +182,19 @@ def test_profiles_give_the_comparisons_their_size():
         get_profile("huge")
 
 
+def test_auto_profile_is_lab_on_a_gpu_and_quick_on_a_cpu(monkeypatch):
+    import torch
+
+    from pkd_lessons import profiles
+
+    monkeypatch.setattr(profiles, "pick_device", lambda preference: torch.device("cpu"))
+    assert get_profile("auto")["profile"] == "quick" and get_profile("auto")["device"] == "cpu"
+    monkeypatch.setattr(profiles, "pick_device", lambda preference: torch.device("cuda"))
+    lab = get_profile("auto")
+    assert lab["profile"] == "lab" and lab["device"] == "auto" and lab["widths"] == (16, 32, 64, 128)
+    assert set(lab["methods"]) == set(profiles.ALL_METHODS) and lab["seeds"] >= 3
+
+
 def test_reference_results_round_trip(tmp_path):
     path = build_reference(tmp_path / "ref.json", profile="tiny", data_root=tmp_path / "data",
                            methods=("baseline", "control", "rkd"), progress=False)
@@ -241,3 +254,14 @@ def test_hd95_on_the_cut_box_equals_monai_on_the_whole_volume():
         t = torch.from_numpy(BRATS.to_regions(truth))[None, r:r + 1].float()
         whole = float(compute_hausdorff_distance(p, t, include_background=True, percentile=95, spacing=list(spacing))[0, 0])
         assert scores[name]["hd95"] == pytest.approx(whole, rel=1e-6), name
+
+
+def test_separability_counts_pairs_and_halves_ties():
+    from pkd_lessons.viz import separability
+
+    same = {"m": {"a": np.ones(5), "b": np.ones(5)}}
+    assert separability(same, "a", "b")["m"] == 0.5  # identical intensities say nothing
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 4, 60).astype(float), rng.integers(1, 5, 50).astype(float)  # many ties
+    pairs = (x[:, None] > y[None]).mean() + 0.5 * (x[:, None] == y[None]).mean()
+    assert separability({"m": {"a": x, "b": y}}, "a", "b")["m"] == pytest.approx(max(pairs, 1 - pairs))

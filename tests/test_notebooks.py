@@ -157,7 +157,7 @@ def test_notebook_conventions(notebook):
     first = "".join(cells[0]["source"])
     assert first.startswith(f"# {notebook.name[:2]} ") and "colab.research.google.com" in first
     assert "What you will learn" in first
-    assert "google.colab" in "".join(cells[1]["source"])
+    assert "%pip install" in "".join(cells[1]["source"])  # the set-up cell (tests/test_packaging.py)
     tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(tagged) == 1 and "profile" in "".join(tagged[0]["source"])
     # each lesson writes its figures and summary to a folder of its own

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 
@@ -41,10 +42,27 @@ def test_environment_yml_matches_pyproject():
 def test_required_dependencies_declared():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     names = {_split(r)[0] for r in project["dependencies"]}
-    assert {"torch", "monai", "nibabel", "nilearn", "matplotlib", "ipywidgets", "tqdm", "papermill",
-            "jupyterlab"} <= names
-    tests = {_split(r)[0] for r in project["optional-dependencies"]["test"]}
-    assert {"pytest", "nbval"} <= tests
+    assert {"torch", "monai", "nibabel", "nilearn", "matplotlib", "ipywidgets", "tqdm"} <= names
+    # the notebook server and runner are extras: Colab's own must not be replaced by an install
+    assert not names & {"jupyterlab", "notebook", "papermill", "ipykernel", "jupyter"}
+    extras = project["optional-dependencies"]
+    tests = {_split(r)[0] for r in extras["test"]}
+    assert {"pytest", "nbval"} <= tests and {_split(r)[0] for r in extras["jupyter"]} <= tests
+
+
+def test_set_up_cells_install_this_release():
+    """Every lesson's set-up cell installs the tagged release of the package's own version, and only
+    where the package is missing."""
+    from pkd_lessons import __version__
+    from pkd_lessons.lessons import find_notebooks
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert "version" in project["project"]["dynamic"], "one version source: pkd_lessons.__version__"
+    for notebook in find_notebooks(REPO / "notebooks"):
+        setup = "".join(json.loads(notebook.read_text())["cells"][1]["source"])
+        assert "import pkd_lessons\nexcept ImportError:" in setup, notebook.name
+        pins = re.findall(r"pkd-lessons @ git\+\S+@v([0-9.]+)\"", setup)
+        assert pins == [__version__], f"{notebook.name}: set-up cell pins {pins}, the package is {__version__}"
 
 
 def test_readme_gives_the_two_commands_and_ci_runs_the_test_one():

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import os
+import re
+import subprocess
+import sys
+import tomllib
 
 import numpy as np
 import pytest
 
+from conftest import REPO
 from pkd_lessons.data import find_cases, load_case
 from pkd_lessons.viewer import SliceViewer, render_slice
 
@@ -58,6 +64,24 @@ def test_static_fallback_in_the_display_bundle(case, predictions):
     assert bundle["text/plain"].startswith("SliceViewer(")
 
 
+def test_display_sends_the_widget_and_the_picture(case, predictions, monkeypatch):
+    """What IPython sends to the front-end when the viewer is a cell's value, under the installed
+    ipywidgets (and under the oldest declared: the next test)."""
+    from IPython.core.formatters import DisplayFormatter
+    from IPython.core.interactiveshell import InteractiveShell
+
+    sent = []
+    shell = InteractiveShell.instance()
+    monkeypatch.setattr(shell.display_pub, "publish", lambda data, *a, **k: sent.append(data))
+    viewer = SliceViewer(case, predictions)
+    data, _ = shell.display_formatter.format(viewer)
+    if not data:  # ipywidgets 7: the viewer published itself through _ipython_display_
+        data = sent[-1]
+    assert isinstance(shell.display_formatter, DisplayFormatter)
+    assert {"application/vnd.jupyter.widget-view+json", "image/png", "text/plain"} <= set(data)
+    assert data["application/vnd.jupyter.widget-view+json"]["model_id"] == viewer.model_id
+
+
 def test_wrong_shape_refused(case):
     with pytest.raises(ValueError, match=r"prediction 'student' has shape \(3, 3, 3\)"):
         SliceViewer(case, {"student": np.zeros((3, 3, 3), np.uint8)})
@@ -86,3 +110,22 @@ def test_bad_view_arguments(case, predictions):
         render_slice(case, 0, "flair", predictions={"teacher": predictions["teacher"]}, difference=True)
     with pytest.raises(KeyError, match="no modality 'lge'"):
         render_slice(case, 0, "lge")
+
+
+def test_viewer_under_the_oldest_ipywidgets_declared():
+    """Colab ships ipywidgets 7: this file's tests pass under the oldest version pyproject.toml
+    accepts (installed beside the environment's by ``make install``, in ``.widgets-oldest``)."""
+    oldest = REPO / ".widgets-oldest"
+    if not (oldest / "ipywidgets").is_dir():
+        pytest.skip("no .widgets-oldest folder: `make install` puts the oldest declared ipywidgets there")
+    declared = next(r for r in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+                    if r.startswith("ipywidgets"))
+    minimum = re.search(r">=([0-9.]+)", declared).group(1)
+    env = dict(os.environ, PYTHONPATH=str(oldest))
+    version = subprocess.run([sys.executable, "-c", "import ipywidgets; print(ipywidgets.__version__)"], env=env,
+                             capture_output=True, text=True, check=True).stdout.strip()
+    assert version.startswith(minimum), f"{oldest} holds ipywidgets {version}, pyproject.toml declares {declared}"
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore",
+                             __file__, "-k", "not oldest"], cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:]

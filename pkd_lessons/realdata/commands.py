@@ -26,10 +26,11 @@ def _guard(prog: str, body: Callable[[], int]) -> int:
         return 130
 
 
-def fetch_task01_main(argv: Sequence[str] | None = None) -> int:
-    """``fetch_decathlon_task01.py [--root DIR] [--keep-archive] [--url URL --md5 MD5] [--quiet]``."""
+def fetch_task01_main(argv: Sequence[str] | None = None, prog: str = "fetch_decathlon_task01.py") -> int:
+    """``fetch_decathlon_task01.py [--root DIR] [--keep-archive] [--url URL --md5 MD5] [--quiet]``
+    (also ``pkd-lessons data fetch decathlon ...``)."""
     parser = argparse.ArgumentParser(
-        prog="fetch_decathlon_task01.py",
+        prog=prog,
         description=f"Download the Medical Segmentation Decathlon's Task01_BrainTumour (about 7 GB, "
                     f"{TASK01.licence}), check its MD5, extract it and check that every case loads. An interrupted "
                     f"download resumes when run again; a finished one is not fetched again.")
@@ -68,10 +69,10 @@ def _checker_options(parser: argparse.ArgumentParser, unlabelled: str) -> argpar
     return parser
 
 
-def check_brats_main(argv: Sequence[str] | None = None) -> int:
-    """``check_brats.py PATH [--year 2021] [--no-labels] [--deep]``."""
+def check_brats_main(argv: Sequence[str] | None = None, prog: str = "check_brats.py") -> int:
+    """``check_brats.py PATH [--year 2021] [--no-labels] [--deep]`` (also ``pkd-lessons data check brats``)."""
     parser = argparse.ArgumentParser(
-        prog="check_brats.py",
+        prog=prog,
         description="Check a BraTS download (folder, .zip or .tar) case by case: the four modalities and the "
                     "label present, one grid per case, label values of that year. Writes nothing.")
     parser.add_argument("--year", type=int, default=2021, help="BraTS edition, 2017-2021 or 2023 (default 2021)")
@@ -80,10 +81,11 @@ def check_brats_main(argv: Sequence[str] | None = None) -> int:
         check_brats(args.path, args.year, not args.no_labels, args.deep, not args.quiet)))
 
 
-def check_myops_main(argv: Sequence[str] | None = None) -> int:
-    """``check_myops.py PATH [--dataset myops|mscmrseg] [--no-labels] [--deep]``."""
+def check_myops_main(argv: Sequence[str] | None = None, prog: str = "check_myops.py") -> int:
+    """``check_myops.py PATH [--dataset myops|mscmrseg] [--no-labels] [--deep]`` (also
+    ``pkd-lessons data check myops``)."""
     parser = argparse.ArgumentParser(
-        prog="check_myops.py",
+        prog=prog,
         description="Check a MyoPS 2020 or MS-CMRSeg 2019 download (folder, .zip or .tar) case by case: bSSFP (C0), "
                     f"LGE (DE) and T2 present, labels and their values, grids. Writes nothing. {NOT_COREGISTERED}.")
     parser.add_argument("--dataset", choices=("myops", "mscmrseg"), default="myops", help="default: myops")
@@ -93,6 +95,29 @@ def check_myops_main(argv: Sequence[str] | None = None) -> int:
 
 
 COMMANDS = {"fetch-task01": fetch_task01_main, "check-brats": check_brats_main, "check-myops": check_myops_main}
+#: ``pkd-lessons data ACTION DATASET ...``: the same commands under the package's own entry point.
+DATA_COMMANDS = {("fetch", "decathlon"): fetch_task01_main, ("check", "brats"): check_brats_main,
+                 ("check", "myops"): check_myops_main}
+
+
+def data_main(action: str, dataset: str, argv: Sequence[str]) -> int:
+    """``pkd-lessons data fetch decathlon [...]``, ``data check brats PATH [...]``, ``data check myops PATH [...]``.
+
+    Args:
+        action: ``"fetch"`` or ``"check"``.
+        dataset: ``"decathlon"`` (fetch), ``"brats"`` or ``"myops"`` (check; MS-CMRSeg through
+            ``myops --dataset mscmrseg``).
+        argv: the options of that command (``--help`` lists them).
+
+    Returns:
+        The command's exit status; 2 for a combination that does not exist.
+    """
+    command = DATA_COMMANDS.get((action, dataset))
+    if command is None:
+        known = ", ".join(f"{a} {d}" for a, d in DATA_COMMANDS)
+        print(f"pkd-lessons data: error: no command {action} {dataset}; known: {known}", file=sys.stderr)
+        return 2
+    return command(list(argv), prog=f"pkd-lessons data {action} {dataset}")
 
 if __name__ == "__main__":  # pragma: no cover
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
