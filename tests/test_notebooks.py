@@ -48,16 +48,17 @@ def test_lesson_runs(lessons_run, notebook):
 
 
 PROGRESS_BAR = re.compile(r"\d+%\|")
+NUMPY_SCALAR = re.compile(r"\bnp\.(float|int|uint|bool)\w*\(")  # NumPy 2's repr of a scalar
 
 
 def stray_outputs(notebook: dict) -> list[str]:
     """Outputs a reader should not see in a saved notebook: progress bars (frozen at whatever they
-    showed when saved) and the echoed reprs of paths."""
+    showed when saved), the echoed reprs of paths and NumPy scalars such as ``np.float64(0.5)``."""
     found = []
     for i, cell in enumerate(notebook["cells"]):
         for o in cell.get("outputs", []):
             plain = "".join(o.get("data", {}).get("text/plain", "")) + "".join(o.get("text", ""))
-            if PROGRESS_BAR.search(plain) or "PosixPath(" in plain or "WindowsPath(" in plain:
+            if PROGRESS_BAR.search(plain) or NUMPY_SCALAR.search(plain) or "PosixPath(" in plain or "WindowsPath(" in plain:
                 found.append(f"cell {i}: {plain.strip()[:80]}")
     return found
 
@@ -65,8 +66,9 @@ def stray_outputs(notebook: dict) -> list[str]:
 def test_stray_outputs_are_found():
     bar = {"output_type": "display_data", "data": {"text/plain": "teacher:   0%|          | 0/150 [00:00<?]"}}
     path = {"output_type": "execute_result", "data": {"text/plain": "PosixPath('/tmp/x/summary.md')"}}
-    fine = {"output_type": "stream", "name": "stdout", "text": "Dice 93.5 % of 100 cases"}
-    assert len(stray_outputs({"cells": [{"outputs": [bar, path, fine]}]})) == 2
+    scalar = {"output_type": "stream", "name": "stdout", "text": "{'background': np.float64(0.076)}"}
+    fine = {"output_type": "stream", "name": "stdout", "text": "Dice 93.5 % of 100 cases (np.mean)"}
+    assert len(stray_outputs({"cells": [{"outputs": [bar, path, scalar, fine]}]})) == 3
 
 
 @pytest.mark.notebook
