@@ -95,6 +95,42 @@ def render_slice(volume: CaseVolume, index: int, modality: str, overlay: str = "
     return out.repeat(zoom, axis=0).repeat(zoom, axis=1)
 
 
+def error_figure(volume: CaseVolume, index: int, predictions: Mapping[str, np.ndarray],
+                 modalities: tuple[str, ...] = ("flair", "t1ce"), alpha: float = 0.8):
+    """The difference view of one slice in several modalities side by side, with its colour key.
+
+    The static counterpart of :class:`SliceViewer` with *errors* ticked: red where only the student
+    is wrong, blue where only the teacher is, amber where both are.
+
+    Args:
+        volume: the case.
+        index: slice index along the last axis.
+        predictions: ``"teacher"`` and ``"student"`` class maps with the volume's shape.
+        modalities: the images shown underneath, one panel each.
+        alpha: opacity of the error colours.
+
+    Returns:
+        The matplotlib figure.
+
+    Raises:
+        ValueError: as :func:`render_slice`.
+    """
+    import matplotlib.pyplot as plt  # imported here: the widget alone does not need pyplot
+    from matplotlib.patches import Patch
+
+    views = [render_slice(volume, index, m, predictions=predictions, difference=True, alpha=alpha, zoom=1)
+             for m in modalities]  # first, so that bad input leaves no figure behind
+    fig, axes = plt.subplots(1, len(modalities), figsize=(3.5 * len(modalities), 3.6), squeeze=False)
+    for ax, m, view in zip(axes[0], modalities, views):
+        ax.imshow(view)
+        ax.set_title(f"{m}, slice {index}")
+        ax.axis("off")
+    fig.legend(handles=[Patch(color=np.array(c) / 255, label=name) for name, c in DIFF_COLOURS.items()],
+               loc="lower center", ncol=len(DIFF_COLOURS), frameon=False, fontsize=8)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig
+
+
 def png_bytes(rgb: np.ndarray) -> bytes:
     """Encode an RGB array as PNG (matplotlib's writer; no figure involved)."""
     buffer = io.BytesIO()

@@ -129,3 +129,17 @@ def test_viewer_under_the_oldest_ipywidgets_declared():
                              __file__, "-k", "not oldest"], cwd=REPO, env=env, capture_output=True, text=True,
                             timeout=600)
     assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_error_figure_shows_each_modality_with_the_colour_key(case, predictions):
+    from pkd_lessons.viewer import DIFF_COLOURS, error_figure
+
+    index = int(np.argmax((case.truth == 2).sum((0, 1))))
+    fig = error_figure(case, index, predictions, modalities=("flair", "t1ce", "t2"))
+    assert [ax.get_title() for ax in fig.axes] == [f"{m}, slice {index}" for m in ("flair", "t1ce", "t2")]
+    shown = fig.axes[0].get_images()[0].get_array()
+    assert np.array_equal(shown, render_slice(case, index, "flair", predictions=predictions, difference=True,
+                                              alpha=0.8, zoom=1))
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == list(DIFF_COLOURS)
+    with pytest.raises(ValueError, match="outside"):
+        error_figure(case, 10_000, predictions)
