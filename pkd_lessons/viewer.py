@@ -13,12 +13,16 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
 import numpy as np
 from matplotlib import image as mpimg
 
 from pkd_lessons.data.volumes import CaseVolume
+
+if TYPE_CHECKING:
+    import matplotlib.pyplot as plt
 
 #: The installed ipywidgets' major version: 8 in the project's environment, 7 on Colab today.
 IPYWIDGETS_MAJOR = int(widgets.__version__.split(".")[0])
@@ -96,7 +100,7 @@ def render_slice(volume: CaseVolume, index: int, modality: str, overlay: str = "
 
 
 def error_figure(volume: CaseVolume, index: int, predictions: Mapping[str, np.ndarray],
-                 modalities: tuple[str, ...] = ("flair", "t1ce"), alpha: float = 0.8):
+                 modalities: tuple[str, ...] = ("flair", "t1ce"), alpha: float = 0.8) -> "plt.Figure":
     """The difference view of one slice in several modalities side by side, with its colour key.
 
     The static counterpart of :class:`SliceViewer` with *errors* ticked: red where only the student
