@@ -1,7 +1,9 @@
 # One entry point for set-up, the lessons and the tests.
 #   make lessons   generate the phantom data and execute every lesson (quick profile, CPU)
-#   make test      run the whole test suite
-#   make reference regenerate the reference results the lessons show (pkd_lessons/reference/brain.json)
+#   make test      run the whole test suite (about 40 minutes on 2 cores)
+#   make test-fast the suite without the notebooks and the browser (about 4 minutes): the inner loop
+#   make lint      ruff (lint and format check) and nbstripout, as the pre-commit hooks run them
+#   make reference regenerate the reference results the lessons show (pkd_lessons/lessons/reference_brain.json)
 # Both create the virtual environment in .venv first when it is missing or out of date.
 
 PYTHON  ?= python3
@@ -19,7 +21,7 @@ WIDGETS_OLDEST ?= ipywidgets==7.7.1 ipython_genutils==0.2.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install lessons test reference clean
+.PHONY: install lessons test test-fast lint reference clean
 
 install: $(STAMP)
 
@@ -37,6 +39,14 @@ lessons: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not notebook and not browser"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/nbstripout --keep-id --verify notebooks/*.ipynb
 
 # Regenerate the lessons' reference results (every method, trained longer; about 45 min on 2 cores).
 reference: $(STAMP)

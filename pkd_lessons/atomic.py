@@ -143,13 +143,15 @@ def check_replaceable_dir(path: Path, is_ours: Callable[[Path], bool] | None = N
     if path.resolve() in (here, *here.parents):
         raise ValueError(f"{path}: is the current folder or one above it; write to a folder of its own")
     if any(path.iterdir()) and not ((path / FOLDER_MARKER).is_file() or (is_ours is not None and is_ours(path))):
-        raise FileExistsError(f"{path}: not a folder written by pkd-lessons, so it is not replaced; choose another "
-                              "folder")
+        raise FileExistsError(
+            f"{path}: not a folder written by pkd-lessons, so it is not replaced; choose another folder"
+        )
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike, overwrite: bool = False,
-               is_ours: Callable[[Path], bool] | None = None) -> Iterator[Path]:
+def atomic_dir(
+    path: str | os.PathLike, overwrite: bool = False, is_ours: Callable[[Path], bool] | None = None
+) -> Iterator[Path]:
     """Yield a temporary folder to fill; rename it to ``path`` when the block succeeds.
 
     Args:
@@ -244,5 +246,6 @@ def write_text_or_rescue(path: str | os.PathLike, text: str, what: str = "result
         fd, rescue = tempfile.mkstemp(prefix=f"pkd-lessons-rescued-{path.stem}-", suffix=path.suffix)
         with os.fdopen(fd, "w") as f:
             f.write(text)
-        raise DataError(f"{path}: cannot write the {what} ({err.strerror or err}); they were saved to {rescue} "
-                        "instead") from err
+        raise DataError(
+            f"{path}: cannot write the {what} ({err.strerror or err}); they were saved to {rescue} instead"
+        ) from err

@@ -25,9 +25,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pkd_lessons import __version__
-from pkd_lessons.config import METHODS
+from pkd_lessons.data.datasets import TEST_FRACTION
+from pkd_lessons.data.layouts import STUDENT_MODALITY, student_modality
 from pkd_lessons.errors import DataError, TrainingError
-from pkd_lessons.profiles import PROFILES
+from pkd_lessons.lessons.profiles import PROFILES
+from pkd_lessons.training.config import AMP_CHOICES, METHODS, PLACEMENTS, TrainConfig
+
+#: The training options' defaults are TrainConfig's own: one home for each.
+DEFAULT = TrainConfig()
 
 
 def _positive(text: str) -> int:
@@ -42,7 +47,8 @@ def _widths(text: str) -> tuple[int, ...]:
         widths = tuple(int(w) for w in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected comma-separated channel counts such as 16,32,64,128, got {text!r}") from None
+            f"expected comma-separated channel counts such as 16,32,64,128, got {text!r}"
+        ) from None
     if len(widths) < 2 or min(widths) < 1:
         raise argparse.ArgumentTypeError(f"expected at least two positive channel counts, got {text!r}")
     return widths
@@ -57,137 +63,262 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"pkd-lessons {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    ph = sub.add_parser("phantoms", help="write a phantom data set in a real data set's layout",
-                        description="Write BraTS-like brain or MyoPS-like cardiac phantoms as NIfTI. "
-                                    "The folder appears complete or not at all.")
-    ph.add_argument("kind", choices=["brain", "cardiac"],
-                    help="brain: BraTS 2021 layout on the MNI template; cardiac: MyoPS 2020 layout")
+    ph = sub.add_parser(
+        "phantoms",
+        help="write a phantom data set in a real data set's layout",
+        description="Write BraTS-like brain or MyoPS-like cardiac phantoms as NIfTI. "
+        "The folder appears complete or not at all.",
+    )
+    ph.add_argument(
+        "kind",
+        choices=["brain", "cardiac"],
+        help="brain: BraTS 2021 layout on the MNI template; cardiac: MyoPS 2020 layout",
+    )
     ph.add_argument("--out", required=True, help="destination folder (must not exist unless --overwrite)")
     ph.add_argument("--cases", type=_positive, default=20, help="number of cases (default 20)")
     ph.add_argument("--seed", type=int, default=0, help="random seed; same seed, same bytes (default 0)")
-    ph.add_argument("--voxel-mm", type=float, default=None,
-                    help="brain voxel size in mm (default 2; 1 is the template's own grid)")
+    ph.add_argument(
+        "--voxel-mm", type=float, default=None, help="brain voxel size in mm (default 2; 1 is the template's own grid)"
+    )
     ph.add_argument("--overwrite", action="store_true", help="replace an existing folder")
     ph.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    ck = sub.add_parser("check", help="check a data folder (phantom, BraTS, Decathlon or MyoPS)",
-                        description="Find every case, read every file and check shapes, affines, "
-                                    "intensities and label values. Writes nothing.")
+    ck = sub.add_parser(
+        "check",
+        help="check a data folder (phantom, BraTS, Decathlon or MyoPS)",
+        description="Find every case, read every file and check shapes, affines, "
+        "intensities and label values. Writes nothing.",
+    )
     ck.add_argument("folder", help="the data folder")
     ck.add_argument("--no-labels", action="store_true", help="accept cases without label files")
 
-    tr = sub.add_parser("train", help="train a teacher, the unimodal baseline or a distilled student",
-                        description="Train one network on the training part of a data folder and write "
-                                    "OUT/checkpoint.pt (atomically; --resume continues an interrupted run) "
-                                    "and OUT/history.json.")
-    tr.add_argument("--method", required=True, choices=list(METHODS),
-                    help="; ".join(f"{k}: {v}" for k, v in METHODS.items()))
+    tr = sub.add_parser(
+        "train",
+        help="train a teacher, the unimodal baseline or a distilled student",
+        description="Train one network on the training part of a data folder and write "
+        "OUT/checkpoint.pt (atomically; --resume continues an interrupted run) "
+        "and OUT/history.json.",
+    )
+    tr.add_argument(
+        "--method", required=True, choices=list(METHODS), help="; ".join(f"{k}: {v}" for k, v in METHODS.items())
+    )
     tr.add_argument("--data", required=True, help="data folder (phantom, BraTS, Decathlon or MyoPS)")
     tr.add_argument("--out", required=True, help="run folder for the checkpoint and history")
     tr.add_argument("--teacher", default=None, help="the teacher's checkpoint (distilled methods)")
-    tr.add_argument("--modality", default=None, help="the student's modality (default: t1ce for brain, lge for heart)")
-    tr.add_argument("--steps", type=_positive, default=200, help="optimisation steps (default 200)")
-    tr.add_argument("--batch-size", type=_positive, default=16, help="slices or crops per step (default 16)")
-    tr.add_argument("--seed", type=int, default=0, help="seed of initialisation, batches and augmentation")
+    tr.add_argument(
+        "--modality",
+        default=None,
+        help="the student's modality (default: "
+        + ", ".join(f"{m} for {anatomy}" for anatomy, m in STUDENT_MODALITY.items())
+        + ")",
+    )
+    tr.add_argument(
+        "--steps", type=_positive, default=DEFAULT.steps, help=f"optimisation steps (default {DEFAULT.steps})"
+    )
+    tr.add_argument(
+        "--batch-size",
+        type=_positive,
+        default=DEFAULT.batch_size,
+        help=f"slices or crops per step (default {DEFAULT.batch_size})",
+    )
+    tr.add_argument(
+        "--seed",
+        type=int,
+        default=DEFAULT.seed,
+        help=f"seed of initialisation, batches and augmentation (default {DEFAULT.seed})",
+    )
     tr.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    tr.add_argument("--dims", type=int, choices=[2, 3], default=2, help="2: slices, 3: volumes (default 2)")
-    tr.add_argument("--widths", type=_widths, default=(16, 32, 64, 128),
-                    help="channels of the four stages (default 16,32,64,128)")
-    tr.add_argument("--lr", type=float, default=2e-3, help="initial learning rate (default 2e-3)")
-    tr.add_argument("--optimizer", choices=["adam", "sgd"], default="adam",
-                    help="adam (default, fast on short runs) or sgd (momentum 0.9, the paper's)")
-    tr.add_argument("--temperature", type=float, default=10.0, help="distillation temperature (default 10)")
-    tr.add_argument("--amp", choices=["auto", "off", "bf16", "fp16"], default="auto",
-                    help="mixed precision (default auto: bf16/fp16 on GPUs, off on CPU)")
+    tr.add_argument(
+        "--dims",
+        type=int,
+        choices=[2, 3],
+        default=DEFAULT.spatial_dims,
+        help=f"2: slices, 3: volumes (default {DEFAULT.spatial_dims})",
+    )
+    tr.add_argument(
+        "--widths",
+        type=_widths,
+        default=DEFAULT.widths,
+        help=f"channels of the four stages (default {','.join(map(str, DEFAULT.widths))})",
+    )
+    tr.add_argument("--lr", type=float, default=DEFAULT.lr, help=f"initial learning rate (default {DEFAULT.lr:g})")
+    tr.add_argument(
+        "--optimizer",
+        choices=["adam", "sgd"],
+        default=DEFAULT.optimizer,
+        help=f"adam (fast on short runs) or sgd (momentum 0.9, the paper's); default {DEFAULT.optimizer}",
+    )
+    tr.add_argument(
+        "--temperature",
+        type=float,
+        default=DEFAULT.temperature,
+        help=f"distillation temperature (default {DEFAULT.temperature:g})",
+    )
+    tr.add_argument(
+        "--amp",
+        choices=list(AMP_CHOICES),
+        default=DEFAULT.amp,
+        help=f"mixed precision (default {DEFAULT.amp}; auto: bf16/fp16 on GPUs, off on CPU)",
+    )
     _speed_options(tr)
-    tr.add_argument("--intensity", type=float, default=0.0,
-                    help="intensity augmentation: scale 1±x and shift ±x per channel (default 0: off)")
-    tr.add_argument("--affine", type=float, default=0.0,
-                    help="affine augmentation: rotation up to ±x degrees, scale 1±x/100, 2D (default 0: off)")
-    tr.add_argument("--test-fraction", type=float, default=0.3, help="share of cases held out (default 0.3)")
+    tr.add_argument(
+        "--intensity",
+        type=float,
+        default=DEFAULT.intensity,
+        help=f"intensity augmentation: scale 1±x and shift ±x per channel (default {DEFAULT.intensity:g}; 0: off)",
+    )
+    tr.add_argument(
+        "--affine",
+        type=float,
+        default=DEFAULT.affine,
+        help=f"affine augmentation: rotation up to ±x degrees, scale 1±x/100, 2D (default {DEFAULT.affine:g}; 0: off)",
+    )
+    tr.add_argument(
+        "--test-fraction",
+        type=float,
+        default=TEST_FRACTION,
+        help=f"share of cases held out (default {TEST_FRACTION:g})",
+    )
     tr.add_argument("--split-seed", type=int, default=0, help="seed of the train/test split (default 0)")
     tr.add_argument("--checkpoint-every", type=int, default=50, help="steps between checkpoints (default 50)")
     tr.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt if present")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    ev = sub.add_parser("evaluate", help="score checkpoints on held-out cases (Dice, HD95)",
-                        description="Predict every held-out case (those a checkpoint did not train on) and "
-                                    "write per-case Dice and HD95 of every region as JSON.")
+    ev = sub.add_parser(
+        "evaluate",
+        help="score checkpoints on held-out cases (Dice, HD95)",
+        description="Predict every held-out case (those a checkpoint did not train on) and "
+        "write per-case Dice and HD95 of every region as JSON.",
+    )
     ev.add_argument("checkpoints", nargs="+", help="checkpoint files")
     ev.add_argument("--data", required=True, help="data folder")
     ev.add_argument("--out", required=True, help="metrics JSON file to write (one record per checkpoint)")
     ev.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
-    ev.add_argument("--no-brain-mask", action="store_true",
-                    help="score raw predictions; by default predictions outside the brain (the nonzero voxels "
-                         "of the skull-stripped images) are background, the BraTS convention")
+    ev.add_argument(
+        "--no-brain-mask",
+        action="store_true",
+        help="score raw predictions; by default predictions outside the brain (the nonzero voxels "
+        "of the skull-stripped images) are background, the BraTS convention",
+    )
 
-    cp = sub.add_parser("compare", help="results table over methods and seeds",
-                        description="Mean and spread per method and region, and each method's paired "
-                                    "difference from the baseline with a 95%% confidence interval.")
+    cp = sub.add_parser(
+        "compare",
+        help="results table over methods and seeds",
+        description="Mean and spread per method and region, and each method's paired "
+        "difference from the baseline with a 95%% confidence interval.",
+    )
     cp.add_argument("metrics", nargs="+", help="metrics JSON files from 'evaluate'")
     cp.add_argument("--out", required=True, help="folder for results.csv/.json/.md/.png")
     cp.add_argument("--baseline", default="baseline", help="method to compare against (default baseline)")
-    cp.add_argument("--over", choices=["cases", "seeds"], default="cases",
-                    help="pair differences over test cases (default) or over seeds")
+    cp.add_argument(
+        "--over",
+        choices=["cases", "seeds"],
+        default="cases",
+        help="pair differences over test cases (default) or over seeds",
+    )
     cp.add_argument("--metric", choices=["dice", "hd95"], default="dice", help="metric (default dice)")
 
-    dt = sub.add_parser("data", help="download the Decathlon's Task01, or check a BraTS or MyoPS download",
-                        description="The data_download/ scripts under the package's entry point (fetch is the "
-                                    "only command of the package that uses the network): `data fetch decathlon [--root DIR]`, "
-                                    "`data check brats PATH [--year Y]`, `data check myops PATH [--dataset "
-                                    "myops|mscmrseg]`. Add --help after the data set for its options.")
+    dt = sub.add_parser(
+        "data",
+        help="download the Decathlon's Task01, or check a BraTS or MyoPS download",
+        description="The data_download/ scripts under the package's entry point (fetch is the "
+        "only command of the package that uses the network): `data fetch decathlon [--root DIR]`, "
+        "`data check brats PATH [--year Y]`, `data check myops PATH [--dataset "
+        "myops|mscmrseg]`. Add --help after the data set for its options.",
+    )
     dt.add_argument("action", choices=["fetch", "check"], help="fetch (decathlon) or check (brats, myops)")
     dt.add_argument("dataset", choices=["decathlon", "brats", "myops"], help="the data set")
     dt.add_argument("options", nargs=argparse.REMAINDER, help="that command's options (--help lists them)")
 
-    ls = sub.add_parser("lessons", help="execute the lesson notebooks and write a summary",
-                        description="Generate the phantom data if needed, execute every lesson with "
-                                    "papermill and write OUT/SUMMARY.md.")
-    ls.add_argument("--profile", choices=[*PROFILES, "auto"], default="quick",
-                    help="quick (default): the CPU path, about 20 minutes for the series on 2 cores; lab: one "
-                         "classroom GPU such as Colab's T4; full: a larger GPU; auto: lab on a GPU, else quick")
+    ls = sub.add_parser(
+        "lessons",
+        help="execute the lesson notebooks and write a summary",
+        description="Generate the phantom data if needed, execute every lesson with "
+        "papermill and write OUT/SUMMARY.md.",
+    )
+    ls.add_argument(
+        "--profile",
+        choices=[*PROFILES, "auto"],
+        default="quick",
+        help="quick (default): the CPU path, about 20 minutes for the series on 2 cores; lab: one "
+        "classroom GPU such as Colab's T4; full: a larger GPU; auto: lab on a GPU, else quick",
+    )
     ls.add_argument("--out", default="results", help="output folder (default ./results)")
     ls.add_argument("--only", nargs="+", metavar="NN", help="run only these lessons, e.g. --only 00 01")
     ls.add_argument("--notebooks", default=None, help="folder of the notebooks (default ./notebooks)")
     ls.add_argument("--data", default=None, help="folder for the phantom sets (default OUT/data)")
 
-    rf = sub.add_parser("reference", help="train every method longer and store the results as the lessons' reference",
-                        description="Train the teacher, the baseline, the positive control and every distilled "
-                                    "student in the reference profile (about an hour on 2 CPU cores), and write "
-                                    "their metrics, validation curves and provenance as JSON.")
-    rf.add_argument("--out", default=None, help="JSON file (default: the package's pkd_lessons/reference/brain.json)")
+    rf = sub.add_parser(
+        "reference",
+        help="train every method longer and store the results as the lessons' reference",
+        description="Train the teacher, the baseline, the positive control and every distilled "
+        "student in the reference profile (about an hour on 2 CPU cores), and write "
+        "their metrics, validation curves and provenance as JSON.",
+    )
+    rf.add_argument(
+        "--out", default=None, help="JSON file (default: the package's pkd_lessons/lessons/reference_brain.json)"
+    )
     rf.add_argument("--profile", default="reference", help="profile of the runs (default reference)")
     rf.add_argument("--data", default=None, help="folder for the phantoms and the runs (default $PKD_LESSONS_DATA)")
 
-    asg = sub.add_parser("assignments", help="write the student versions of the lessons' exercises",
-                         description="Write every lesson as a learner gets it, with nbgrader's own "
-                                     "preprocessors: solutions replaced by stubs, hidden tests removed, "
-                                     "outputs cleared; plus a README listing the exercises.")
+    asg = sub.add_parser(
+        "assignments",
+        help="write the student versions of the lessons' exercises",
+        description="Write every lesson as a learner gets it, with nbgrader's own "
+        "preprocessors: solutions replaced by stubs, hidden tests removed, "
+        "outputs cleared; plus a README listing the exercises.",
+    )
     asg.add_argument("--out", required=True, help="folder to write (must not exist unless --overwrite)")
     asg.add_argument("--notebooks", default=None, help="folder of the lesson notebooks (default ./notebooks)")
     asg.add_argument("--overwrite", action="store_true", help="replace the folder")
 
-    bm = sub.add_parser("benchmark", help="measure training speed and what the input pipeline costs",
-                        description="For each method: (a) the model step on a batch already on the device, "
-                                    "(b) the full training step through the input pipeline; slices/s of each, "
-                                    "the ratio (b)/(a), the overhead of distillation over the baseline and the "
-                                    "peak memory. Writes JSON so that versions can be compared.")
+    bm = sub.add_parser(
+        "benchmark",
+        help="measure training speed and what the input pipeline costs",
+        description="For each method: (a) the model step on a batch already on the device, "
+        "(b) the full training step through the input pipeline; slices/s of each, "
+        "the ratio (b)/(a), the overhead of distillation over the baseline and the "
+        "peak memory. Writes JSON so that versions can be compared.",
+    )
     bm.add_argument("--out", default="benchmark.json", help="JSON file to write (default benchmark.json)")
-    bm.add_argument("--methods", nargs="+", choices=list(METHODS), default=["teacher", "baseline", "pkl"],
-                    help="methods to time (default teacher baseline pkl)")
+    bm.add_argument(
+        "--methods",
+        nargs="+",
+        choices=list(METHODS),
+        default=["teacher", "baseline", "pkl"],
+        help="methods to time (default teacher baseline pkl)",
+    )
     bm.add_argument("--data", default=None, help="data folder (default: brain phantoms made in a temporary folder)")
     bm.add_argument("--cases", type=_positive, default=4, help="cases to load (default 4)")
-    bm.add_argument("--size", type=_positive, default=None,
-                    help="resample slices to SIZE x SIZE (default: the data's own, 80x104 for the phantom)")
-    bm.add_argument("--batch-size", type=_positive, default=16, help="slices per step (default 16)")
-    bm.add_argument("--widths", type=_widths, default=(16, 32, 64, 128), help="U-Net widths (default 16,32,64,128)")
+    bm.add_argument(
+        "--size",
+        type=_positive,
+        default=None,
+        help="resample slices to SIZE x SIZE (default: the data's own, 80x104 for the phantom)",
+    )
+    bm.add_argument(
+        "--batch-size",
+        type=_positive,
+        default=DEFAULT.batch_size,
+        help=f"slices per step (default {DEFAULT.batch_size})",
+    )
+    bm.add_argument(
+        "--widths",
+        type=_widths,
+        default=DEFAULT.widths,
+        help=f"U-Net widths (default {','.join(map(str, DEFAULT.widths))})",
+    )
     bm.add_argument("--steps", type=_positive, default=10, help="timed steps per measurement (default 10)")
     bm.add_argument("--warmup", type=int, default=2, help="untimed steps before each measurement (default 2)")
-    bm.add_argument("--repeats", type=_positive, default=3,
-                    help="measurements of each kind, alternating; the fastest counts (default 3)")
+    bm.add_argument(
+        "--repeats",
+        type=_positive,
+        default=3,
+        help="measurements of each kind, alternating; the fastest counts (default 3)",
+    )
     bm.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    bm.add_argument("--amp", choices=["auto", "off", "bf16", "fp16"], default="auto", help="precision (default auto)")
+    bm.add_argument("--amp", choices=list(AMP_CHOICES), default=DEFAULT.amp, help=f"precision (default {DEFAULT.amp})")
     _speed_options(bm)
     bm.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
@@ -195,11 +326,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _speed_options(parser: argparse.ArgumentParser) -> None:
     """Options that change how fast training computes, not what (shared by train and benchmark)."""
-    parser.add_argument("--placement", choices=["auto", "device", "pinned"], default="auto",
-                        help="training slices on the GPU (device), in pinned host memory with asynchronous copies "
-                             "(pinned), or auto: on the GPU when they fit")
-    parser.add_argument("--compile", action="store_true",
-                        help="torch.compile the network (faster steps after a compilation of a minute or more)")
+    parser.add_argument(
+        "--placement",
+        choices=list(PLACEMENTS),
+        default=DEFAULT.placement,
+        help="training slices on the GPU (device), in pinned host memory with asynchronous copies "
+        "(pinned), or auto: on the GPU when they fit",
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the network (faster steps after a compilation of a minute or more)",
+    )
     parser.add_argument("--no-channels-last", action="store_true", help="keep the default memory layout on CUDA")
 
 
@@ -210,8 +348,11 @@ def _check(folder: str, require_labels: bool) -> int:
     print(f"{folder}: {len(cases)} case(s), layout {cases[0].layout}, modalities {', '.join(cases[0].modalities)}")
     for case in cases:
         v = load_case(case)
-        counts = "" if v.truth is None else " ".join(
-            f"{name}={int(r.sum())}" for name, r in zip(v.convention.region_names, v.regions()))
+        counts = (
+            ""
+            if v.truth is None
+            else " ".join(f"{name}={int(r.sum())}" for name, r in zip(v.convention.region_names, v.regions()))
+        )
         spacing = "x".join(f"{s:g}" for s in v.spacing)
         clean = " (clean truth)" if case.truth is not None else ""
         print(f"  {case.case_id}: {'x'.join(map(str, v.shape))} @ {spacing} mm  {counts}{clean}")
@@ -221,11 +362,10 @@ def _check(folder: str, require_labels: bool) -> int:
 
 def _train(args) -> int:
     from pkd_lessons.atomic import write_text_or_rescue
-    from pkd_lessons.config import TrainConfig
     from pkd_lessons.data import find_cases, load_cases, split_cases
-    from pkd_lessons.train import train
-
-    from pkd_lessons.device import pick_device
+    from pkd_lessons.training.config import TrainConfig
+    from pkd_lessons.training.device import pick_device
+    from pkd_lessons.training.trainer import train
 
     if not 0 < args.test_fraction < 1:
         raise ValueError(f"--test-fraction must be between 0 and 1, got {args.test_fraction}")
@@ -233,48 +373,85 @@ def _train(args) -> int:
     cases = find_cases(args.data)
     train_cases, _ = split_cases(cases, (1 - args.test_fraction, args.test_fraction), seed=args.split_seed)
     volumes = load_cases(train_cases, progress=not args.quiet)
-    brain = volumes[0].convention.name != "myops"
     cfg = TrainConfig(
-        method=args.method, modalities=volumes[0].modalities,
-        modality=args.modality or ("t1ce" if brain else "lge"), num_classes=volumes[0].convention.num_classes,
-        spatial_dims=args.dims, widths=args.widths, steps=args.steps,
-        batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr, temperature=args.temperature,
-        seed=args.seed, amp=args.amp, intensity=args.intensity, affine=args.affine, placement=args.placement,
-        compile=args.compile, channels_last=not args.no_channels_last,
+        method=args.method,
+        modalities=volumes[0].modalities,
+        modality=args.modality or student_modality(volumes[0].modalities),
+        num_classes=volumes[0].convention.num_classes,
+        spatial_dims=args.dims,
+        widths=args.widths,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        temperature=args.temperature,
+        seed=args.seed,
+        amp=args.amp,
+        intensity=args.intensity,
+        affine=args.affine,
+        placement=args.placement,
+        compile=args.compile,
+        channels_last=not args.no_channels_last,
     )
     checkpoint = Path(args.out) / "checkpoint.pt"
     started = time.time()
     try:
-        trainer = train(cfg, volumes, args.teacher, out=args.out, device=args.device, progress=not args.quiet,
-                        resume=args.resume, checkpoint_every=args.checkpoint_every)
+        trainer = train(
+            cfg,
+            volumes,
+            args.teacher,
+            out=args.out,
+            device=args.device,
+            progress=not args.quiet,
+            resume=args.resume,
+            checkpoint_every=args.checkpoint_every,
+        )
     except KeyboardInterrupt:
         # Only a checkpoint of this run is worth resuming: one written by this command, or resumed from.
         if checkpoint.is_file() and (args.resume or checkpoint.stat().st_mtime >= started):
-            from pkd_lessons.checkpoint import load_checkpoint
+            from pkd_lessons.training.checkpoint import load_checkpoint
 
             step = load_checkpoint(checkpoint)["step"]
-            print(f"pkd-lessons: interrupted; {checkpoint} holds step {step} of {args.steps}: run the same command "
-                  "with --resume to continue from there", file=sys.stderr)
+            print(
+                f"pkd-lessons: interrupted; {checkpoint} holds step {step} of {args.steps}: run the same command "
+                "with --resume to continue from there",
+                file=sys.stderr,
+            )
         else:
-            print(f"pkd-lessons: interrupted before this run's first checkpoint (every {args.checkpoint_every} "
-                  "steps); nothing of it was saved", file=sys.stderr)
+            print(
+                f"pkd-lessons: interrupted before this run's first checkpoint (every {args.checkpoint_every} "
+                "steps); nothing of it was saved",
+                file=sys.stderr,
+            )
         return 130
     out = Path(args.out)
-    write_text_or_rescue(out / "history.json", json.dumps({
-        "config": cfg.to_dict(), "history": dict(trainer.history), "samples_per_second": trainer.samples_per_second,
-        "device": str(trainer.device), "precision": trainer.precision.name}), "training history")
+    write_text_or_rescue(
+        out / "history.json",
+        json.dumps(
+            {
+                "config": cfg.to_dict(),
+                "history": dict(trainer.history),
+                "samples_per_second": trainer.samples_per_second,
+                "device": str(trainer.device),
+                "precision": trainer.precision.name,
+            }
+        ),
+        "training history",
+    )
     first, last = trainer.history["loss"][0], trainer.history["loss"][-1]
-    print(f"trained {args.method} for {trainer.step} steps: loss {first:.3f} -> {last:.3f}; "
-          f"{trainer.samples_per_second:.0f} samples/s on {trainer.device}; {out / 'checkpoint.pt'}")
+    print(
+        f"trained {args.method} for {trainer.step} steps: loss {first:.3f} -> {last:.3f}; "
+        f"{trainer.samples_per_second:.0f} samples/s on {trainer.device}; {out / 'checkpoint.pt'}"
+    )
     return 0
 
 
 def _evaluate(args) -> int:
     from pkd_lessons.atomic import check_writable_file, write_text_or_rescue
     from pkd_lessons.data import find_cases, load_cases
-    from pkd_lessons.device import pick_device
-    from pkd_lessons.evaluate import evaluate, mean_dice
-    from pkd_lessons.train import load_model
+    from pkd_lessons.evaluation.prediction import evaluate, mean_dice
+    from pkd_lessons.training.device import pick_device
+    from pkd_lessons.training.trainer import load_model
 
     check_writable_file(args.out, "metrics file")  # before any work, not after it
     device = pick_device(args.device)
@@ -284,8 +461,10 @@ def _evaluate(args) -> int:
     loaded = [(path, *load_model(path, device)) for path in args.checkpoints]  # every checkpoint checked first
     for path, _, cfg, _ in loaded:
         if tuple(cfg.modalities) != tuple(cases[0].modalities):
-            raise DataError(f"{path}: the network was trained on {', '.join(cfg.modalities)}, but {args.data} holds "
-                            f"{', '.join(cases[0].modalities)}; evaluate it on data of its own kind")
+            raise DataError(
+                f"{path}: the network was trained on {', '.join(cfg.modalities)}, but {args.data} holds "
+                f"{', '.join(cases[0].modalities)}; evaluate it on data of its own kind"
+            )
     for path, model, cfg, state in loaded:
         trained = set(state.get("cases", []))
         held_out = [c for c in cases if c.case_id not in trained]
@@ -294,9 +473,15 @@ def _evaluate(args) -> int:
         for c in held_out:
             if c.case_id not in cache:
                 cache[c.case_id] = load_cases([c], progress=False)[0]
-        record = evaluate(model, cfg, [cache[c.case_id] for c in held_out], device, progress=not args.quiet,
-                          brain_mask=not args.no_brain_mask,
-                          name=Path(path).parent.name)
+        record = evaluate(
+            model,
+            cfg,
+            [cache[c.case_id] for c in held_out],
+            device,
+            progress=not args.quiet,
+            brain_mask=not args.no_brain_mask,
+            name=Path(path).parent.name,
+        )
         record["checkpoint"] = str(path)
         records.append(record)
         scores = ", ".join(f"{k} {v:.3f}" for k, v in mean_dice(record).items())
@@ -307,7 +492,7 @@ def _evaluate(args) -> int:
 
 
 def _compare(args) -> int:
-    from pkd_lessons.results import save_results, summarize, to_markdown
+    from pkd_lessons.evaluation.tables import save_results, summarize, summary_table
 
     records = []
     for path in args.metrics:
@@ -320,7 +505,7 @@ def _compare(args) -> int:
     rows = summarize(records, baseline=baseline, metric=args.metric, over=args.over)
     scale = 100.0 if args.metric == "dice" else 1.0
     paths = save_results(rows, args.out, scale=scale, baseline=args.baseline)
-    print(to_markdown(rows, scale=scale, baseline=args.baseline))
+    print(summary_table(rows, scale=scale, baseline=args.baseline))
     print(f"written: {', '.join(str(p) for p in paths.values())}")
     return 0
 
@@ -339,18 +524,34 @@ def check_records(data, path: str) -> list[dict]:
         raise DataError(f"{path}: holds no metrics records (an empty list)")
     for i, r in enumerate(records):
         if not isinstance(r, dict) or any(k not in r for k in RECORD_KEYS) or not isinstance(r["cases"], dict):
-            raise DataError(f"{path}: entry {i} is not a metrics record from 'pkd-lessons evaluate' (expected an "
-                            f"object with {', '.join(RECORD_KEYS)}; got {json.dumps(r)[:60]})")
+            raise DataError(
+                f"{path}: entry {i} is not a metrics record from 'pkd-lessons evaluate' (expected an "
+                f"object with {', '.join(RECORD_KEYS)}; got {json.dumps(r)[:60]})"
+            )
     return records
 
 
 def _benchmark(args) -> int:
-    from pkd_lessons.benchmark import benchmark, save_report, to_markdown
+    from pkd_lessons.training.benchmark import benchmark, benchmark_table, save_report
 
-    report = benchmark(args.methods, args.data, args.cases, args.size, args.batch_size, args.widths, args.steps,
-                       args.warmup, args.repeats, args.device, args.amp, args.placement, args.compile,
-                       not args.no_channels_last, progress=not args.quiet)
-    print(to_markdown(report))
+    report = benchmark(
+        args.methods,
+        args.data,
+        cases=args.cases,
+        size=args.size,
+        batch_size=args.batch_size,
+        widths=args.widths,
+        steps=args.steps,
+        warmup=args.warmup,
+        repeats=args.repeats,
+        device=args.device,
+        amp=args.amp,
+        placement=args.placement,
+        compile=args.compile,
+        channels_last=not args.no_channels_last,
+        progress=not args.quiet,
+    )
+    print(benchmark_table(report))
     print(f"written: {save_report(report, args.out)}")
     return 0
 
@@ -363,8 +564,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "phantoms":
             from pkd_lessons.phantoms import make_phantoms
 
-            out = make_phantoms(args.kind, args.out, args.cases, args.seed, voxel_mm=args.voxel_mm,
-                                overwrite=args.overwrite, progress=not args.quiet)
+            out = make_phantoms(
+                args.kind,
+                args.out,
+                args.cases,
+                args.seed,
+                voxel_mm=args.voxel_mm,
+                overwrite=args.overwrite,
+                progress=not args.quiet,
+            )
             print(f"wrote {args.cases} {args.kind} case(s) to {out}")
             return 0
         if args.command == "check":
@@ -382,18 +590,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "benchmark":
             return _benchmark(args)
         if args.command == "assignments":
-            from pkd_lessons.assignments import write_assignments
+            from pkd_lessons.lessons.assignments import write_assignments
 
             written = write_assignments(args.out, args.notebooks, args.overwrite)
             print(f"wrote {len(written)} student notebook(s) to {args.out}")
             return 0
         if args.command == "reference":
-            from pkd_lessons.reference_results import REFERENCE_FILE, build_reference
+            from pkd_lessons.lessons.reference import REFERENCE_FILE, build_reference
 
             print(f"written: {build_reference(args.out or REFERENCE_FILE, args.profile, args.data)}")
             return 0
         if args.command == "lessons":
-            from pkd_lessons.lessons import run_lessons
+            from pkd_lessons.lessons.runner import run_lessons
 
             summary, runs = run_lessons(args.out, args.profile, args.notebooks, args.only, args.data)
             print(f"summary: {summary}")

@@ -12,9 +12,9 @@ import nbformat
 import pytest
 
 from conftest import REPO
-from pkd_lessons.assignments import exercises, student_version
 from pkd_lessons.cli import main
-from pkd_lessons.lessons import find_notebooks
+from pkd_lessons.lessons.assignments import exercises, student_version
+from pkd_lessons.lessons.runner import find_notebooks
 
 NOTEBOOKS = find_notebooks(REPO / "notebooks")
 WITH_EXERCISES = [p for p in NOTEBOOKS if exercises(nbformat.read(p, as_version=4))]
@@ -65,8 +65,9 @@ def test_student_version_has_stubs_and_no_answers(notebook):
             stub = "raise NotImplementedError()" if cell.cell_type == "code" else "YOUR ANSWER HERE"
             assert stub in cell.source, meta["grade_id"]
     hidden = [c for c in instructor.cells if "BEGIN HIDDEN TESTS" in c.source]
-    assert all(c.source.split("### BEGIN HIDDEN TESTS")[1].split("### END HIDDEN TESTS")[0].strip() not in text
-               for c in hidden)
+    assert all(
+        c.source.split("### BEGIN HIDDEN TESTS")[1].split("### END HIDDEN TESTS")[0].strip() not in text for c in hidden
+    )
 
 
 def test_assignments_command_writes_every_lesson_and_a_list(tmp_path, capsys):

@@ -197,10 +197,9 @@ def test_ensure_phantoms_never_touches_foreign_folders(tmp_path):
 
 def test_atomic_file_cleans_up(tmp_path):
     target = tmp_path / "model.pt"
-    with pytest.raises(RuntimeError):
-        with atomic_file(target) as tmp:
-            tmp.write_bytes(b"half")
-            raise RuntimeError("interrupted")
+    with pytest.raises(RuntimeError), atomic_file(target) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("interrupted")
     assert list(tmp_path.iterdir()) == []
 
 

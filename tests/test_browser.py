@@ -40,36 +40,61 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser, Locator, Page
 
 CHROMIUM = Path(os.environ.get("PKD_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 LESSON = REPO / "notebooks" / "07_exploring_errors.ipynb"
 VIEWER_CELL = "07-09"
 #: The smallest lesson that still trains a teacher and a student, with one training, one validation and one
 #: held-out case (seconds on a CPU).
-TINY = {"brain_cases": 3, "seeds": 1, "teacher_steps": 2, "student_steps": 2, "widths": (4, 8, 16, 32),
-        "batch_size": 2, "device": "cpu"}
+TINY = {
+    "brain_cases": 3,
+    "seeds": 1,
+    "teacher_steps": 2,
+    "student_steps": 2,
+    "widths": (4, 8, 16, 32),
+    "batch_size": 2,
+    "device": "cpu",
+}
 #: JupyterLab settings that keep it off the network (news, update checks, the PyPI extension manager).
-OFFLINE_CONFIG = {"LabApp": {"news_url": None, "check_for_updates_class": "jupyterlab.NeverCheckForUpdate",
-                             "extension_manager": "readonly"}}
+OFFLINE_CONFIG = {
+    "LabApp": {
+        "news_url": None,
+        "check_for_updates_class": "jupyterlab.NeverCheckForUpdate",
+        "extension_manager": "readonly",
+    }
+}
 #: User settings: never ask about (or fetch) news and updates, whose toast would cover the notebook;
 #: attach every cell to the page, so that waiting on cells does not depend on scrolling.
 LAB_SETTINGS = {
-    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false",
-                                                                        "checkForUpdates": False},
-    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none",
-                                                                   "autoStartDefaultKernel": True},
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false", "checkForUpdates": False},
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {
+        "windowingMode": "none",
+        "autoStartDefaultKernel": True,
+    },
 }
 SERVER_START_S = 60
 LESSON_RUN_S = 180
 REDRAW_S = 30
 
-playwright_api = pytest.importorskip("playwright.sync_api", reason="Playwright's Python client is not installed "
-                                     "(pip install playwright; no browser download needed)")
+playwright_api = pytest.importorskip(
+    "playwright.sync_api",
+    reason="Playwright's Python client is not installed (pip install playwright; no browser download needed)",
+)
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.timeout(420),
-    pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK),
-                       reason=f"no Chromium at {CHROMIUM} (apt-get install chromium, or set PKD_CHROMIUM)"),
+    pytest.mark.skipif(
+        not os.access(CHROMIUM, os.X_OK),
+        reason=f"no Chromium at {CHROMIUM} (apt-get install chromium, or set PKD_CHROMIUM)",
+    ),
 ]
 
 
@@ -157,8 +182,17 @@ def tiny_lesson(folder: Path) -> Path:
 
 def _isolated_env(home: Path) -> dict[str, str]:
     """Environment of the server: its own Jupyter and IPython folders and data root, nothing of the user's."""
-    dirs = {name: home / name.lower() for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR",
-                                                   "IPYTHONDIR", "PKD_LESSONS_DATA", "MPLCONFIGDIR")}
+    dirs = {
+        name: home / name.lower()
+        for name in (
+            "JUPYTER_CONFIG_DIR",
+            "JUPYTER_DATA_DIR",
+            "JUPYTER_RUNTIME_DIR",
+            "IPYTHONDIR",
+            "PKD_LESSONS_DATA",
+            "MPLCONFIGDIR",
+        )
+    }
     for folder in dirs.values():
         folder.mkdir(parents=True, exist_ok=True)
     (dirs["JUPYTER_CONFIG_DIR"] / "jupyter_server_config.json").write_text(json.dumps(OFFLINE_CONFIG))
@@ -225,14 +259,31 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     tiny_lesson(root)
     port, token = _free_port(), secrets.token_hex(16)
     log = home / "server.log"
-    command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-               f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-               f"--ServerApp.root_dir={root}", "--ServerApp.terminals_enabled=False"]
+    command = [
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        "--no-browser",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
+        "--ServerApp.terminals_enabled=False",
+    ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")  # CI containers run as root; the server refuses it unless told
     with log.open("wb") as out:
-        process = subprocess.Popen(command, env=_isolated_env(home), cwd=root, stdout=out, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
+        process = subprocess.Popen(
+            command,
+            env=_isolated_env(home),
+            cwd=root,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     server = Lab(root, port, token, process, log)
     try:
         _wait_until_up(server)
@@ -270,8 +321,11 @@ class LessonPage:
 
     def assert_no_errors(self) -> None:
         """Fail on any error the browser reported so far."""
-        assert not self.browsing.errors, ("the browser reported errors:\n" + "\n".join(self.browsing.errors)
-                                          + f"\n(requests answered locally: {self.browsing.outside})")
+        assert not self.browsing.errors, (
+            "the browser reported errors:\n"
+            + "\n".join(self.browsing.errors)
+            + f"\n(requests answered locally: {self.browsing.outside})"
+        )
 
 
 @pytest.fixture(scope="module")

@@ -23,8 +23,9 @@ from pkd_lessons.realdata.commands import check_brats_main, check_myops_main
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
     """Every file under ``folder`` with its size and modification time."""
-    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in folder.rglob("*") if p.is_file()}
+    return {
+        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()
+    }
 
 
 def rewrite(path: Path, change) -> None:
@@ -183,15 +184,19 @@ def test_package_command_runs_the_same_checkers(brats, brain_set, myops, capsys)
 
 @pytest.mark.parametrize("script", ["fetch_decathlon_task01.py", "check_brats.py", "check_myops.py"])
 def test_data_download_scripts_run(script):
-    result = subprocess.run([sys.executable, str(REPO / "data_download" / script), "--help"], capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "data_download" / script), "--help"], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0 and result.stdout.startswith(f"usage: {script}")
 
 
 def test_only_the_download_code_opens_connections():
     """No network at run time: only pkd_lessons/realdata/transfer.py may open a URL."""
-    users = [p.relative_to(REPO).as_posix() for p in (REPO / "pkd_lessons").rglob("*.py")
-             if any(word in p.read_text() for word in ("urlopen", "urlretrieve", "import requests", "download_url("))]
+    users = [
+        p.relative_to(REPO).as_posix()
+        for p in (REPO / "pkd_lessons").rglob("*.py")
+        if any(word in p.read_text() for word in ("urlopen", "urlretrieve", "import requests", "download_url("))
+    ]
     assert users == ["pkd_lessons/realdata/transfer.py"]
 
 
@@ -222,4 +227,4 @@ def test_report_lists_case_notes(cardiac_set, tmp_path):
     gd = sorted((root / "train25_myops_gd").glob("*_gd.nii.gz"))[0]
     rewrite(gd, lambda d, a: (np.zeros_like(d), a))
     report = check_myops(root, progress=False)
-    assert report.ok and f"{gd.name[:-len('_gd.nii.gz')]}: note: label: label is empty" in report.to_text()
+    assert report.ok and f"{gd.name[: -len('_gd.nii.gz')]}: note: label: label is empty" in report.to_text()

@@ -28,14 +28,17 @@ def test_cardiac_phantoms(tmp_path):
     assert len(list((out / "train25").glob("*_C0.nii.gz"))) == 2
 
 
-@pytest.mark.parametrize("argv", [
-    ["phantoms", "lung", "--out", "x"],
-    ["phantoms", "brain", "--out", "x", "--cases", "0"],
-    ["phantoms", "brain"],
-    ["lessons", "--profile", "huge"],
-    ["train", "--method", "baseline", "--data", "d", "--out", "o", "--widths", "a,b"],
-    ["train", "--method", "wizard", "--data", "d", "--out", "o"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["phantoms", "lung", "--out", "x"],
+        ["phantoms", "brain", "--out", "x", "--cases", "0"],
+        ["phantoms", "brain"],
+        ["lessons", "--profile", "huge"],
+        ["train", "--method", "baseline", "--data", "d", "--out", "o", "--widths", "a,b"],
+        ["train", "--method", "wizard", "--data", "d", "--out", "o"],
+    ],
+)
 def test_bad_arguments_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as exc:
         main(argv)
@@ -56,3 +59,31 @@ def test_console_script_installed():
     assert script.is_file(), "install the package (pip install -e .) so that the command exists"
     result = subprocess.run([str(script), "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.startswith("pkd-lessons ")
+
+
+def test_train_options_default_to_the_configs_own_values():
+    """One home for each default: the train command's options are TrainConfig's."""
+    from pkd_lessons.data.datasets import TEST_FRACTION
+    from pkd_lessons.training.config import TrainConfig
+
+    parser = build_parser()
+    args = parser.parse_args(["train", "--method", "baseline", "--data", "d", "--out", "o"])
+    default = TrainConfig()
+    for option, field in [
+        ("steps", "steps"),
+        ("batch_size", "batch_size"),
+        ("seed", "seed"),
+        ("dims", "spatial_dims"),
+        ("widths", "widths"),
+        ("lr", "lr"),
+        ("optimizer", "optimizer"),
+        ("temperature", "temperature"),
+        ("amp", "amp"),
+        ("intensity", "intensity"),
+        ("affine", "affine"),
+        ("placement", "placement"),
+    ]:
+        assert getattr(args, option) == getattr(default, field), option
+    assert args.test_fraction == TEST_FRACTION
+    bench = parser.parse_args(["benchmark"])
+    assert (bench.batch_size, bench.widths, bench.amp) == (default.batch_size, default.widths, default.amp)

@@ -70,7 +70,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Accept-Ranges", "bytes")
         self.end_headers()
         if fault == "cut":  # announce everything, send a third, hang up
-            self.wfile.write(body[start:start + (len(body) - start) // 3])
+            self.wfile.write(body[start : start + (len(body) - start) // 3])
             self.wfile.flush()
             self.close_connection = True
             return
@@ -178,8 +178,9 @@ def test_connection_refused_leaves_nothing(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again: nobody listens there
     with pytest.raises(DownloadError, match="cannot connect"):
-        fetch_task01(tmp_path, url=f"http://127.0.0.1:{port}/Task01_BrainTumour.tar", md5="0" * 32,
-                     progress=False, timeout=5)
+        fetch_task01(
+            tmp_path, url=f"http://127.0.0.1:{port}/Task01_BrainTumour.tar", md5="0" * 32, progress=False, timeout=5
+        )
     assert left_behind(tmp_path) == []
 
 

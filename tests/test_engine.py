@@ -10,17 +10,17 @@ import torch
 from torch import nn
 
 from pkd_lessons import DataError
-from pkd_lessons.augment import apply_flips
-from pkd_lessons.batches import SliceBank, teacher_cache
-from pkd_lessons.checkpoint import load_checkpoint
 from pkd_lessons.cli import main
-from pkd_lessons.config import METHODS, TrainConfig
 from pkd_lessons.data import find_cases, load_cases
-from pkd_lessons.evaluate import evaluate, predict_volume, score_case
-from pkd_lessons.labels import BRATS
-from pkd_lessons.precision import choose_precision
-from pkd_lessons.results import summarize, to_markdown
-from pkd_lessons.train import Trainer, load_model, train
+from pkd_lessons.data.labels import BRATS
+from pkd_lessons.evaluation.prediction import evaluate, predict_volume, score_case
+from pkd_lessons.evaluation.tables import summarize, summary_table
+from pkd_lessons.training.augment import apply_flips
+from pkd_lessons.training.checkpoint import load_checkpoint
+from pkd_lessons.training.config import METHODS, TrainConfig
+from pkd_lessons.training.inputs import SliceBank, teacher_cache
+from pkd_lessons.training.precision import choose_precision
+from pkd_lessons.training.trainer import Trainer, load_model, train
 
 W = (4, 8, 16, 32)
 
@@ -34,8 +34,13 @@ def volumes(brain_set):
 def teacher(volumes, tmp_path_factory):
     """A briefly trained teacher, saved as a checkpoint."""
     out = tmp_path_factory.mktemp("teacher")
-    trainer = train(TrainConfig(method="teacher", widths=W, steps=12, batch_size=8), volumes[:2], out=out,
-                    device="cpu", progress=False)
+    trainer = train(
+        TrainConfig(method="teacher", widths=W, steps=12, batch_size=8),
+        volumes[:2],
+        out=out,
+        device="cpu",
+        progress=False,
+    )
     return trainer, out / "checkpoint.pt"
 
 
@@ -44,6 +49,7 @@ def cfg(method: str, **kw) -> TrainConfig:
 
 
 # --- configuration and precision ---------------------------------------------------------------
+
 
 def test_config_checks():
     with pytest.raises(ValueError, match="method must be one of"):
@@ -74,15 +80,28 @@ def test_precision_per_device():
 
 # --- training ----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("method", list(METHODS))
 def test_every_method_learns(method, volumes, teacher):
-    trainer = Trainer(cfg(method), volumes[:2], teacher=teacher[0].model if method not in ("teacher", "baseline")
-                      else None, device="cpu", progress=False)
+    trainer = Trainer(
+        cfg(method),
+        volumes[:2],
+        teacher=teacher[0].model if method not in ("teacher", "baseline") else None,
+        device="cpu",
+        progress=False,
+    )
     history = trainer.fit()
     assert len(history["loss"]) == 16
     assert np.mean(history["loss"][-4:]) < np.mean(history["loss"][:4])
-    expected = {"teacher": {"seg"}, "baseline": {"seg"}, "kd": {"seg", "pixel"}, "rkd": {"seg", "pixel"},
-                "ckd": {"seg", "image"}, "pkl": {"seg", "pixel", "image"}, "kdnet": {"seg", "pixel", "image"}}
+    expected = {
+        "teacher": {"seg"},
+        "baseline": {"seg"},
+        "kd": {"seg", "pixel"},
+        "rkd": {"seg", "pixel"},
+        "ckd": {"seg", "image"},
+        "pkl": {"seg", "pixel", "image"},
+        "kdnet": {"seg", "pixel", "image"},
+    }
     assert set(history) - {"loss", "lr"} == expected[method]
 
 
@@ -159,8 +178,12 @@ def test_teacher_cache_matches_the_teacher_and_flips_with_the_image(volumes, tea
 
 
 def test_three_dimensional_training_runs(volumes, teacher):
-    trainer = Trainer(cfg("baseline", spatial_dims=3, crop=(32, 32, 32), batch_size=2, steps=3), volumes[:2],
-                      device="cpu", progress=False)
+    trainer = Trainer(
+        cfg("baseline", spatial_dims=3, crop=(32, 32, 32), batch_size=2, steps=3),
+        volumes[:2],
+        device="cpu",
+        progress=False,
+    )
     trainer.fit()
     assert len(trainer.history["loss"]) == 3
     record = evaluate(trainer.model, trainer.cfg, volumes[2:3], progress=False)
@@ -169,13 +192,14 @@ def test_three_dimensional_training_runs(volumes, teacher):
 
 # --- evaluation --------------------------------------------------------------------------------
 
+
 def test_score_case_known_values():
     truth = np.zeros((6, 6, 6), np.uint8)
     pred = np.zeros_like(truth)
-    truth[1:3, 1:3, 1:3] = 2          # 8 voxels of oedema: WT only
-    pred[1:3, 1:3, 1:2] = 2           # 4 of them
-    truth[4, 4, 1] = 3                # one enhancing voxel (class 3): WT, TC, ET
-    pred[4, 4, 4] = 3                 # predicted three slices away
+    truth[1:3, 1:3, 1:3] = 2  # 8 voxels of oedema: WT only
+    pred[1:3, 1:3, 1:2] = 2  # 4 of them
+    truth[4, 4, 1] = 3  # one enhancing voxel (class 3): WT, TC, ET
+    pred[4, 4, 4] = 3  # predicted three slices away
     scores = score_case(pred, truth, BRATS, spacing=(1.0, 1.0, 2.0))
     assert scores["WT"]["dice"] == pytest.approx(2 * 4 / (5 + 9))
     assert scores["ET"]["dice"] == 0.0 and scores["TC"]["dice"] == 0.0
@@ -206,25 +230,31 @@ def test_predict_volume_reassembles_in_place(volumes, dims):
 
 # --- result tables -----------------------------------------------------------------------------
 
+
 def _record(method, seed, dice_by_case):
-    return {"method": method, "seed": seed,
-            "cases": {c: {"WT": {"dice": d, "hd95": 1.0}} for c, d in dice_by_case.items()}}
+    return {
+        "method": method,
+        "seed": seed,
+        "cases": {c: {"WT": {"dice": d, "hd95": 1.0}} for c, d in dice_by_case.items()},
+    }
 
 
 def test_summary_known_answer():
     records = [
-        _record("baseline", 0, {"a": 0.6, "b": 0.8}), _record("baseline", 1, {"a": 0.7, "b": 0.9}),
-        _record("kd", 0, {"a": 0.7, "b": 0.9}), _record("kd", 1, {"a": 0.8, "b": 1.0}),
+        _record("baseline", 0, {"a": 0.6, "b": 0.8}),
+        _record("baseline", 1, {"a": 0.7, "b": 0.9}),
+        _record("kd", 0, {"a": 0.7, "b": 0.9}),
+        _record("kd", 1, {"a": 0.8, "b": 1.0}),
     ]
     rows = {r["method"]: r for r in summarize(records)}
-    assert rows["baseline"]["mean"] == pytest.approx(0.75)           # seed means 0.7 and 0.8
+    assert rows["baseline"]["mean"] == pytest.approx(0.75)  # seed means 0.7 and 0.8
     assert rows["baseline"]["sd"] == pytest.approx(np.std([0.7, 0.8], ddof=1))
-    assert rows["kd"]["diff"] == pytest.approx(0.1)                   # +0.1 on every case
+    assert rows["kd"]["diff"] == pytest.approx(0.1)  # +0.1 on every case
     assert rows["kd"]["ci_low"] == pytest.approx(0.1) and rows["kd"]["ci_high"] == pytest.approx(0.1)
     assert np.isnan(rows["baseline"]["diff"])
     seeds = {r["method"]: r for r in summarize(records, over="seeds")}
     assert seeds["kd"]["diff"] == pytest.approx(0.1) and seeds["kd"]["n"] == 2
-    text = to_markdown(list(rows.values()))
+    text = summary_table(list(rows.values()))
     assert "| kd | 2 | 85.0 ± 7.1 | 10.0 [10.0, 10.0] |" in text
 
 
@@ -232,7 +262,7 @@ def test_summary_confidence_interval_by_hand():
     base = _record("baseline", 0, {"a": 0.5, "b": 0.5, "c": 0.5})
     other = _record("rkd", 0, {"a": 0.6, "b": 0.5, "c": 0.7})  # differences 0.1, 0.0, 0.2
     row = next(r for r in summarize([base, other]) if r["method"] == "rkd")
-    half = 4.302652729911275 * 0.1 / np.sqrt(3)                    # t(0.975, 2) * sd / sqrt(n)
+    half = 4.302652729911275 * 0.1 / np.sqrt(3)  # t(0.975, 2) * sd / sqrt(n)
     assert row["diff"] == pytest.approx(0.1)
     assert row["ci_low"] == pytest.approx(0.1 - half) and row["ci_high"] == pytest.approx(0.1 + half)
 
@@ -246,9 +276,21 @@ def test_summary_errors():
 
 # --- command line ------------------------------------------------------------------------------
 
+
 def test_cli_train_evaluate_compare(brain_set, tmp_path, capsys):
-    common = ["--data", str(brain_set), "--steps", "3", "--batch-size", "4", "--widths", "4,8,16,32", "--quiet",
-              "--test-fraction", "0.25"]
+    common = [
+        "--data",
+        str(brain_set),
+        "--steps",
+        "3",
+        "--batch-size",
+        "4",
+        "--widths",
+        "4,8,16,32",
+        "--quiet",
+        "--test-fraction",
+        "0.25",
+    ]
     assert main(["train", "--method", "teacher", "--out", str(tmp_path / "teacher"), *common]) == 0
     teacher_ckpt = str(tmp_path / "teacher" / "checkpoint.pt")
     for method, seed in [("baseline", 0), ("baseline", 1), ("pkl", 0), ("pkl", 1)]:
@@ -269,14 +311,17 @@ def test_cli_train_evaluate_compare(brain_set, tmp_path, capsys):
 
 
 def test_verdicts_count_seed_and_case_noise():
-    from pkd_lessons.notebook import verdicts
+    from pkd_lessons.lessons.lesson import verdicts
 
     # kd beats the baseline on every case for seed 0 but loses for seed 1: cases say "gain",
     # seeds say "noise"; the verdict must not call it a gain.
     records = [
-        _record("baseline", 0, {"a": 0.5, "b": 0.5, "c": 0.5}), _record("baseline", 1, {"a": 0.5, "b": 0.5, "c": 0.5}),
-        _record("kd", 0, {"a": 0.9, "b": 0.91, "c": 0.92}), _record("kd", 1, {"a": 0.4, "b": 0.41, "c": 0.42}),
-        _record("rkd", 0, {"a": 0.6, "b": 0.61, "c": 0.62}), _record("rkd", 1, {"a": 0.6, "b": 0.62, "c": 0.61}),
+        _record("baseline", 0, {"a": 0.5, "b": 0.5, "c": 0.5}),
+        _record("baseline", 1, {"a": 0.5, "b": 0.5, "c": 0.5}),
+        _record("kd", 0, {"a": 0.9, "b": 0.91, "c": 0.92}),
+        _record("kd", 1, {"a": 0.4, "b": 0.41, "c": 0.42}),
+        _record("rkd", 0, {"a": 0.6, "b": 0.61, "c": 0.62}),
+        _record("rkd", 1, {"a": 0.6, "b": 0.62, "c": 0.61}),
     ]
     lines = verdicts(records).splitlines()
     kd = next(line for line in lines if line.startswith("- kd"))

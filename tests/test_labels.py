@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pkd_lessons import DataError
-from pkd_lessons.labels import BRATS, BRATS2023, CONVENTIONS, MSD, MYOPS
+from pkd_lessons.data.labels import BRATS, BRATS2023, CONVENTIONS, MSD, MYOPS
 
 
 def test_brats_regions():

@@ -15,6 +15,7 @@ from pkd_lessons.losses import (
     infonce_kd_loss,
     kd_loss,
     kdnet_loss,
+    kdnet_terms,
     regularization_weights,
     regularized_kd_loss,
     segmentation_loss,
@@ -31,6 +32,7 @@ def voxels(*logits: tuple[float, float]) -> torch.Tensor:
 
 # --- segmentation loss -------------------------------------------------------------------------
 
+
 def test_class_weights():
     target = torch.tensor([[0, 0, 0, 1]])
     assert class_weights(target, 3).tolist() == pytest.approx([0.25, 0.75, 1.0])
@@ -40,8 +42,8 @@ def test_segmentation_loss_by_hand():
     # voxel 0: p = (0.75, 0.25), label 0; voxel 1: p = (0.5, 0.5), label 1; class weights (0.5, 0.5).
     logits = voxels((LN3, 0.0), (0.0, 0.0)).float()
     target = torch.tensor([[0, 1]])
-    ce = (0.5 * -math.log(0.75) + 0.5 * -math.log(0.5)) / 2       # weighted, divided by the 2 voxels
-    dice0 = 2 * 0.75 / (0.75**2 + 0.5**2 + 1.0)                    # squared prediction in the denominator
+    ce = (0.5 * -math.log(0.75) + 0.5 * -math.log(0.5)) / 2  # weighted, divided by the 2 voxels
+    dice0 = 2 * 0.75 / (0.75**2 + 0.5**2 + 1.0)  # squared prediction in the denominator
     dice1 = 2 * 0.5 / (0.25**2 + 0.5**2 + 1.0)
     expected = ce + 1 - (dice0 + dice1) / 2
     assert segmentation_loss(logits, target).item() == pytest.approx(expected, abs=1e-6)
@@ -61,20 +63,27 @@ def test_cross_entropy_is_divided_by_all_voxels_not_the_weights():
 
 def test_cross_entropy_clips_probabilities_at_the_floor():
     logits = voxels((30.0, 0.0), (30.0, 0.0)).requires_grad_(True)
-    target = torch.tensor([[1, 0]])       # w = (0.5, 0.5)
+    target = torch.tensor([[1, 0]])  # w = (0.5, 0.5)
     loss = weighted_cross_entropy(logits, target)
     assert loss.item() == pytest.approx(0.5 * -math.log(0.005) / 2, rel=1e-6)
     loss.backward()
     assert logits.grad[0, :, 0].abs().max() == 0  # clipped: no gradient from this voxel
 
 
-@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8])
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8])
 def test_segmentation_loss_integer_targets_and_all_background(dtype):
     logits = torch.randn(2, 4, 8, 8)
-    target = torch.zeros(2, 8, 8, dtype=dtype)       # all background: every class weight is 0 or 1 - 1
+    target = torch.zeros(2, 8, 8, dtype=dtype)  # all background: every class weight is 0 or 1 - 1
     loss = segmentation_loss(logits, target)
     assert torch.isfinite(loss)
     assert weighted_cross_entropy(logits, target).item() == 0.0
+    classes = torch.randint(0, 4, (2, 8, 8), generator=torch.Generator().manual_seed(0))
+    assert segmentation_loss(logits, classes.to(dtype)).item() == segmentation_loss(logits, classes).item()
+
+
+def test_segmentation_loss_refuses_non_integer_targets():
+    with pytest.raises(ValueError, match="integer classes"):
+        segmentation_loss(torch.randn(1, 4, 4, 4), torch.zeros(1, 4, 4))
 
 
 def test_segmentation_loss_shape_mismatch():
@@ -83,6 +92,7 @@ def test_segmentation_loss_shape_mismatch():
 
 
 # --- plain KD ----------------------------------------------------------------------------------
+
 
 def test_kd_loss_by_hand():
     zs, zt = voxels((0.0, 0.0)), voxels((LN3, 0.0))
@@ -102,6 +112,7 @@ def test_kd_loss_zero_when_equal_and_mean_over_voxels():
 
 
 # --- regularization factor ---------------------------------------------------------------------
+
 
 def test_regularization_weights_by_hand():
     # v0: teacher right (p_t=0.75), student behind (p_s=0.5)  -> ln(0.75/0.5)... = CE_s - CE_t
@@ -134,6 +145,7 @@ def test_no_gradient_through_weights():
 
 
 # --- regularized KD ----------------------------------------------------------------------------
+
 
 def test_regularized_kd_by_hand():
     # v0: label 0, p_t = (0.75, 0.25), p_s = (0.5, 0.5)
@@ -187,6 +199,7 @@ def test_regularized_kd_gradient_only_where_weighted():
 
 # --- contrastive KD ----------------------------------------------------------------------------
 
+
 def test_contrastive_by_hand():
     s = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     t = torch.tensor([[1.0, 0.0], [0.0, -1.0]])
@@ -199,11 +212,12 @@ def test_contrastive_by_hand():
 @pytest.mark.parametrize("batch", [2, 16])
 def test_equidistant_loss_is_the_minimum_over_equal_distances(batch):
     """Unit embeddings with every student/teacher pair at one distance d: the loss is smallest at d*."""
+
     def equidistant(d):
         c = d / math.sqrt(2)  # s_i = c e_i + r u, t_j = c e_(B+j) + r u: unit length, all pairs c sqrt(2) apart
         eye = torch.eye(2 * batch + 1, dtype=torch.float64)
         u, r = eye[-1], math.sqrt(1 - c * c)
-        return contrastive_kd_loss(c * eye[:batch] + r * u, c * eye[batch:2 * batch] + r * u).item()
+        return contrastive_kd_loss(c * eye[:batch] + r * u, c * eye[batch : 2 * batch] + r * u).item()
 
     best = equidistant_loss(batch)
     d_star = (batch - 1) / batch
@@ -239,17 +253,30 @@ def test_infonce_extension():
 
 # --- KD-Net ------------------------------------------------------------------------------------
 
+
 def test_feature_kl_and_kdnet():
     f = torch.randn(2, 8, 3, 3)
     assert feature_kl_loss(f, f).item() == pytest.approx(0.0, abs=1e-6)
     assert feature_kl_loss(f, torch.randn(2, 8, 3, 3)).item() > 0
     zs, zt = torch.randn(2, 3, 6, 6), torch.randn(2, 3, 6, 6)
     total = kdnet_loss(zs, zt, f, f * 2, temperature=4.0, output_weight=0.3, feature_weight=2.0)
-    assert total.item() == pytest.approx(0.3 * kd_loss(zs, zt, 4.0).item() + 2.0 * feature_kl_loss(f, f * 2).item(),
-                                         rel=1e-5)
+    assert total.item() == pytest.approx(
+        0.3 * kd_loss(zs, zt, 4.0).item() + 2.0 * feature_kl_loss(f, f * 2).item(), rel=1e-5
+    )
+    terms = kdnet_terms(zs, zt, f, f * 2, temperature=4.0, t2_scaling=False)
+    assert terms["pixel"].item() == pytest.approx(kd_loss(zs, zt, 4.0, t2_scaling=False).item(), rel=1e-6)
+    assert terms["image"].item() == pytest.approx(feature_kl_loss(f, f * 2).item(), rel=1e-6)
+
+
+def test_feature_kl_by_hand():
+    """KL(softmax(f_t) || softmax(f_s)) over channels: the same closed form as KD's at T = 1."""
+    fs, ft = voxels((0.0, 0.0)), voxels((LN3, 0.0))
+    kl = 0.75 * math.log(0.75 / 0.5) + 0.25 * math.log(0.25 / 0.5)
+    assert feature_kl_loss(fs, ft).item() == pytest.approx(kl, rel=1e-9)
 
 
 # --- robustness and gradients ------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("scale", [1e2, 1e4])
 def test_finite_with_extreme_logits(scale):
@@ -257,8 +284,12 @@ def test_finite_with_extreme_logits(scale):
     zs = (torch.randn(2, 4, 6, 6) * scale).requires_grad_()
     zt = torch.randn(2, 4, 6, 6) * scale
     target = torch.randint(0, 4, (2, 6, 6))
-    for loss in (segmentation_loss(zs, target), kd_loss(zs, zt, 10.0), regularized_kd_loss(zs, zt, target),
-                 kdnet_loss(zs, zt, zs, zt)):
+    for loss in (
+        segmentation_loss(zs, target),
+        kd_loss(zs, zt, 10.0),
+        regularized_kd_loss(zs, zt, target),
+        kdnet_loss(zs, zt, zs, zt),
+    ):
         assert torch.isfinite(loss)
         (grad,) = torch.autograd.grad(loss, zs)
         assert torch.isfinite(grad).all()

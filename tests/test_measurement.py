@@ -9,22 +9,22 @@ import numpy as np
 import pytest
 import torch
 
-from pkd_lessons.augment import random_crops
-from pkd_lessons.batches import SliceBank
-from pkd_lessons.config import TrainConfig
 from pkd_lessons.data import find_cases, load_cases
-from pkd_lessons.evaluate import evaluate, predict_volume
-from pkd_lessons.metrics import annotation_agreement, region_dice
-from pkd_lessons.plots import pair_distances, plateau_reading, plot_curves, plot_training, retrieval
-from pkd_lessons.profiles import PROFILES, get_profile
-from pkd_lessons.reference_results import (
+from pkd_lessons.evaluation.metrics import annotation_agreement, region_dice
+from pkd_lessons.evaluation.prediction import evaluate, predict_volume
+from pkd_lessons.lessons.figures.training import pair_distances, plateau_reading, plot_curves, plot_training, retrieval
+from pkd_lessons.lessons.profiles import PROFILES, get_profile
+from pkd_lessons.lessons.reference import (
     REFERENCE_FILE,
     build_reference,
     load_reference,
     provenance_line,
     reference_section,
 )
-from pkd_lessons.train import Trainer, train
+from pkd_lessons.training.augment import random_crops
+from pkd_lessons.training.config import TrainConfig
+from pkd_lessons.training.inputs import SliceBank
+from pkd_lessons.training.trainer import Trainer, train
 
 W = (4, 8, 16, 32)
 
@@ -74,7 +74,7 @@ def test_positive_control_learns_from_the_truth(volumes):
     assert torch.equal(label.images, truth.images) and not torch.equal(label.labels, truth.labels)
     v = volumes[0]
     keep = v.foreground_slices(2, 0.05)
-    assert torch.equal(truth.labels[0, :v.shape[0], :v.shape[1]], torch.from_numpy(v.truth[:, :, keep[0]]))
+    assert torch.equal(truth.labels[0, : v.shape[0], : v.shape[1]], torch.from_numpy(v.truth[:, :, keep[0]]))
     with pytest.raises(ValueError, match="train_on must be"):
         TrainConfig(train_on="consensus")
 
@@ -82,38 +82,54 @@ def test_positive_control_learns_from_the_truth(volumes):
 def test_random_windows_cut_every_entry_at_the_same_place():
     g = torch.Generator().manual_seed(0)
     images = torch.arange(2 * 1 * 16 * 24, dtype=torch.float32).view(2, 1, 16, 24)
-    batch = {"images": images, "labels": images[:, 0].long(), "t_features": images.repeat(1, 3, 1, 1),
-             "t_bottleneck": images[:, :, ::8, ::8].clone()}
+    batch = {
+        "images": images,
+        "labels": images[:, 0].long(),
+        "t_features": images.repeat(1, 3, 1, 1),
+        "t_bottleneck": images[:, :, ::8, ::8].clone(),
+    }
     out = random_crops(batch, (8, 8), g, grid=8)
     for i in range(2):
         corner = out["images"][i, 0, 0, 0].item() - i * 16 * 24
         y, x = divmod(int(corner), 24)
         assert y % 8 == 0 and x % 8 == 0
-        assert torch.equal(out["images"][i, 0], images[i, 0, y:y + 8, x:x + 8])
-        assert torch.equal(out["labels"][i], images[i, 0, y:y + 8, x:x + 8].long())
-        assert torch.equal(out["t_features"][i, 2], images[i, 0, y:y + 8, x:x + 8])
-        assert torch.equal(out["t_bottleneck"][i, 0], batch["t_bottleneck"][i, 0, y // 8:y // 8 + 1, x // 8:x // 8 + 1])
+        assert torch.equal(out["images"][i, 0], images[i, 0, y : y + 8, x : x + 8])
+        assert torch.equal(out["labels"][i], images[i, 0, y : y + 8, x : x + 8].long())
+        assert torch.equal(out["t_features"][i, 2], images[i, 0, y : y + 8, x : x + 8])
+        assert torch.equal(
+            out["t_bottleneck"][i, 0], batch["t_bottleneck"][i, 0, y // 8 : y // 8 + 1, x // 8 : x // 8 + 1]
+        )
     with pytest.raises(ValueError, match="larger than the training slices"):
         random_crops(batch, (32, 8), g)
 
 
 def test_contrastive_students_embed_their_training_window(volumes, tmp_path):
-    teacher = train(TrainConfig(method="teacher", widths=W, steps=2, batch_size=4), volumes[:2],
-                    out=tmp_path / "t", device="cpu", progress=False)
+    teacher = train(
+        TrainConfig(method="teacher", widths=W, steps=2, batch_size=4),
+        volumes[:2],
+        out=tmp_path / "t",
+        device="cpu",
+        progress=False,
+    )
     assert teacher.step == 2
     cfg = TrainConfig(method="pkl", widths=W, steps=3, batch_size=4, slice_crop=(32, 40))
     student = train(cfg, volumes[:2], tmp_path / "t" / "checkpoint.pt", device="cpu", progress=False)
     assert student.heads["student"].input_size == (32, 40)
     assert np.isfinite(student.history["image"]).all() and np.isfinite(student.history["pixel"]).all()
-    kdnet = train(TrainConfig(method="kdnet", widths=W, steps=2, batch_size=4, slice_crop=(32, 40)), volumes[:2],
-                  tmp_path / "t" / "checkpoint.pt", device="cpu", progress=False)
+    kdnet = train(
+        TrainConfig(method="kdnet", widths=W, steps=2, batch_size=4, slice_crop=(32, 40)),
+        volumes[:2],
+        tmp_path / "t" / "checkpoint.pt",
+        device="cpu",
+        progress=False,
+    )
     assert np.isfinite(kdnet.history["image"]).all()
 
 
 @pytest.mark.parametrize("profile", sorted(PROFILES))
 def test_validations_are_as_many_as_the_profile_asks_and_end_on_the_last_step(profile):
     """Evenly spread validations whose last is the final step, none wasted just before it."""
-    from pkd_lessons.notebook import validation_interval
+    from pkd_lessons.lessons.lesson import validation_interval
 
     cfg = get_profile(profile)
     for steps in (cfg["teacher_steps"], cfg["student_steps"], cfg["cardiac_steps"]):
@@ -138,30 +154,41 @@ def test_pair_distances_and_retrieval_tell_informative_embeddings_from_uninforma
 
 
 def test_plateau_reading_follows_the_numbers():
-    flat = {"val_step": list(range(1, 9)),
-            **{f"val_{r}": [0.5, 0.8, 0.85, 0.86, 0.85, 0.86, 0.85, 0.86] for r in ("WT", "TC", "ET")}}
+    flat = {
+        "val_step": list(range(1, 9)),
+        **{f"val_{r}": [0.5, 0.8, 0.85, 0.86, 0.85, 0.86, 0.85, 0.86] for r in ("WT", "TC", "ET")},
+    }
     rising = {"val_step": list(range(1, 7)), **{f"val_{r}": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6] for r in ("WT", "TC", "ET")}}
     assert "plateaued" in plateau_reading(flat)
     assert "still improving" in plateau_reading(rising) and "+20.0 points" in plateau_reading(rising)
     assert "+30.0 points" in plateau_reading(rising, last=3)
     # a run that rose at its first validation and was flat after it has plateaued (the first
     # validation is not in the comparison)
-    teacher = {"val_step": [67, 134, 201, 268, 335, 400],
-               **{f"val_{r}": [0.376, 0.907, 0.931, 0.899, 0.930, 0.937] for r in ("WT", "TC", "ET")}}
+    teacher = {
+        "val_step": [67, 134, 201, 268, 335, 400],
+        **{f"val_{r}": [0.376, 0.907, 0.931, 0.899, 0.930, 0.937] for r in ("WT", "TC", "ET")},
+    }
     assert "plateaued" in plateau_reading(teacher) and "steps 201-268 vs 335-400" in plateau_reading(teacher)
     assert "Too few validation points" in plateau_reading({"val_step": [1, 2]})
 
 
 def test_curves_keep_one_colour_per_run():
-    histories = {"baseline": {"seg": [1.0] * 5}, "kd": {"seg": [0.9] * 5, "pixel": [0.5] * 5},
-                 "rkd": {"seg": [0.8] * 5, "pixel": [0.4] * 5}}
+    histories = {
+        "baseline": {"seg": [1.0] * 5},
+        "kd": {"seg": [0.9] * 5, "pixel": [0.5] * 5},
+        "rkd": {"seg": [0.8] * 5, "pixel": [0.4] * 5},
+    }
     fig = plot_curves(histories, terms=("seg", "pixel"), smooth=2)
     seg, pixel = fig.axes
     colour = {line.get_label(): line.get_color() for line in seg.get_lines()}
-    assert {line.get_label(): line.get_color() for line in pixel.get_lines()} == {"kd": colour["kd"], "rkd": colour["rkd"]}
+    assert {line.get_label(): line.get_color() for line in pixel.get_lines()} == {
+        "kd": colour["kd"],
+        "rkd": colour["rkd"],
+    }
     assert [t.get_text() for t in pixel.get_legend().get_texts()] == ["kd", "rkd"]
-    fig = plot_training({"run": {"loss": [1.0, 0.5, 0.4], "val_step": [1, 3], "val_WT": [0.2, 0.5]}}, regions=("WT",),
-                        smooth=1)
+    fig = plot_training(
+        {"run": {"loss": [1.0, 0.5, 0.4], "val_step": [1, 3], "val_WT": [0.2, 0.5]}}, regions=("WT",), smooth=1
+    )
     assert fig.axes[1].get_ylabel() == "Dice on the validation cases"
 
 
@@ -185,7 +212,7 @@ def test_profiles_give_the_comparisons_their_size():
 def test_auto_profile_is_lab_on_a_gpu_and_quick_on_a_cpu(monkeypatch):
     import torch
 
-    from pkd_lessons import profiles
+    from pkd_lessons.lessons import profiles
 
     monkeypatch.setattr(profiles, "pick_device", lambda preference: torch.device("cpu"))
     assert get_profile("auto")["profile"] == "quick" and get_profile("auto")["device"] == "cpu"
@@ -196,8 +223,13 @@ def test_auto_profile_is_lab_on_a_gpu_and_quick_on_a_cpu(monkeypatch):
 
 
 def test_reference_results_round_trip(tmp_path):
-    path = build_reference(tmp_path / "ref.json", profile="tiny", data_root=tmp_path / "data",
-                           methods=("baseline", "control", "rkd"), progress=False)
+    path = build_reference(
+        tmp_path / "ref.json",
+        profile="tiny",
+        data_root=tmp_path / "data",
+        methods=("baseline", "control", "rkd"),
+        progress=False,
+    )
     data = load_reference(path)
     p = data["provenance"]
     assert {"commit", "command", "device", "date", "seconds", "settings", "versions"} <= set(p)
@@ -233,8 +265,8 @@ def test_committed_reference_results_are_complete():
 def test_hd95_on_the_cut_box_equals_monai_on_the_whole_volume():
     from monai.metrics import compute_hausdorff_distance
 
-    from pkd_lessons.evaluate import score_case
-    from pkd_lessons.labels import BRATS
+    from pkd_lessons.data.labels import BRATS
+    from pkd_lessons.evaluation.prediction import score_case
 
     rng = np.random.default_rng(0)
     truth = np.zeros((40, 44, 30), np.uint8)
@@ -250,14 +282,16 @@ def test_hd95_on_the_cut_box_equals_monai_on_the_whole_volume():
     spacing = (1.0, 1.5, 2.0)
     scores = score_case(pred, truth, BRATS, spacing)
     for r, name in enumerate(BRATS.region_names):
-        p = torch.from_numpy(BRATS.to_regions(pred))[None, r:r + 1].float()
-        t = torch.from_numpy(BRATS.to_regions(truth))[None, r:r + 1].float()
-        whole = float(compute_hausdorff_distance(p, t, include_background=True, percentile=95, spacing=list(spacing))[0, 0])
+        p = torch.from_numpy(BRATS.to_regions(pred))[None, r : r + 1].float()
+        t = torch.from_numpy(BRATS.to_regions(truth))[None, r : r + 1].float()
+        whole = float(
+            compute_hausdorff_distance(p, t, include_background=True, percentile=95, spacing=list(spacing))[0, 0]
+        )
         assert scores[name]["hd95"] == pytest.approx(whole, rel=1e-6), name
 
 
 def test_separability_counts_pairs_and_halves_ties():
-    from pkd_lessons.viz import separability
+    from pkd_lessons.lessons.figures.data import separability
 
     same = {"m": {"a": np.ones(5), "b": np.ones(5)}}
     assert separability(same, "a", "b")["m"] == 0.5  # identical intensities say nothing

@@ -97,17 +97,27 @@ def test_fusion_block_by_hand():
     fusion = AttentionFusion(2, channels=3, modalities=2).eval()
     convs = [m for m in fusion.modules() if isinstance(m, torch.nn.Conv2d)]
     assert [c.kernel_size for c in convs] == [(3, 3), (1, 1)]
-    assert (convs[0].in_channels, convs[0].out_channels) == (6, 2) and (convs[1].in_channels, convs[1].out_channels) == (6, 3)
+    assert (convs[0].in_channels, convs[0].out_channels) == (6, 2) and (
+        convs[1].in_channels,
+        convs[1].out_channels,
+    ) == (6, 3)
     f = [torch.randn(2, 3, 8, 8), torch.randn(2, 3, 8, 8)]
     fused, weights = fusion(f)
     # By hand with the block's own parameters.
     stacked = torch.cat(f, 1)
-    a = torch.sigmoid(torch.nn.functional.instance_norm(convs[0](stacked), weight=fusion.attention.adn.N.weight,
-                                                        bias=fusion.attention.adn.N.bias))
+    a = torch.sigmoid(
+        torch.nn.functional.instance_norm(
+            convs[0](stacked), weight=fusion.attention.adn.N.weight, bias=fusion.attention.adn.N.bias
+        )
+    )
     assert torch.allclose(weights, a, atol=1e-5)
     weighted = torch.cat([f[0] * a[:, :1], f[1] * a[:, 1:]], 1)
-    expected = torch.nn.functional.leaky_relu(torch.nn.functional.instance_norm(
-        convs[1](weighted), weight=fusion.project.adn.N.weight, bias=fusion.project.adn.N.bias), 0.2)
+    expected = torch.nn.functional.leaky_relu(
+        torch.nn.functional.instance_norm(
+            convs[1](weighted), weight=fusion.project.adn.N.weight, bias=fusion.project.adn.N.bias
+        ),
+        0.2,
+    )
     assert torch.allclose(fused, expected, atol=1e-5)
     # Instance norm before the sigmoid: the attention logits of each map have mean 0 per image.
     logits = torch.logit(weights.double().clamp(1e-9, 1 - 1e-9))

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import tomllib
 
+import pytest
 import yaml
 
 from conftest import REPO
@@ -54,13 +57,13 @@ def test_set_up_cells_install_this_release():
     """Every lesson's set-up cell installs the tagged release of the package's own version, and only
     where the package is missing."""
     from pkd_lessons import __version__
-    from pkd_lessons.lessons import find_notebooks
+    from pkd_lessons.lessons.runner import find_notebooks
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text())
     assert "version" in project["project"]["dynamic"], "one version source: pkd_lessons.__version__"
     for notebook in find_notebooks(REPO / "notebooks"):
         setup = "".join(json.loads(notebook.read_text())["cells"][1]["source"])
-        assert "import pkd_lessons\nexcept ImportError:" in setup, notebook.name
+        assert 'if importlib.util.find_spec("pkd_lessons") is None:\n    %pip install' in setup, notebook.name
         pins = re.findall(r"pkd-lessons @ git\+\S+@v([0-9.]+)\"", setup)
         assert pins == [__version__], f"{notebook.name}: set-up cell pins {pins}, the package is {__version__}"
 
@@ -74,8 +77,43 @@ def test_readme_gives_the_two_commands_and_ci_runs_the_test_one():
     assert re.search(r"^test:", makefile, re.M) and re.search(r"^lessons:", makefile, re.M)
 
 
-def test_top_level_layout():
-    for name in ("notebooks", "pkd_lessons", "data_download", "tests"):
-        assert (REPO / name).is_dir(), name
-    for name in ("environment.yml", "README.md", "pyproject.toml", ".ci/run"):
-        assert (REPO / name).is_file(), name
+def test_readme_layout_names_every_module():
+    """README's layout section is the map of the package: every module and subpackage is on it."""
+    readme = (REPO / "README.md").read_text()
+    layout = readme[readme.index("## Layout") :]
+    layout = layout[: layout.index("```", layout.index("```") + 3)]
+    package = REPO / "pkd_lessons"
+    missing = []
+    for path in sorted(package.rglob("*.py")):
+        if path.name in ("__init__.py", "_exports.py"):
+            continue
+        if not re.search(rf"\b{re.escape(path.stem)}\b", layout):
+            missing.append(str(path.relative_to(REPO)))
+    for folder in sorted(p for p in package.rglob("*") if (p / "__init__.py").is_file()):
+        if f"{folder.name}/" not in layout:
+            missing.append(str(folder.relative_to(REPO)) + "/")
+    assert not missing, f"README's layout section does not name {missing}"
+
+
+def test_import_is_light_and_every_export_resolves():
+    """``import pkd_lessons`` loads neither torch nor MONAI; every name a package exports exists."""
+    code = (
+        "import sys, importlib, pkd_lessons\n"
+        "assert not {'torch', 'monai', 'matplotlib'} & set(sys.modules), sorted(sys.modules)\n"
+        "for pkg in ('pkd_lessons', 'pkd_lessons.data', 'pkd_lessons.training', 'pkd_lessons.evaluation',\n"
+        "            'pkd_lessons.lessons', 'pkd_lessons.lessons.figures'):\n"
+        "    module = importlib.import_module(pkg)\n"
+        "    for name in module.__all__:\n"
+        "        assert getattr(module, name) is not None, (pkg, name)\n"
+        "    assert set(module.__all__) <= set(dir(module))\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]
+
+
+def test_an_unknown_name_is_an_attribute_error():
+    import pkd_lessons
+
+    with pytest.raises(AttributeError, match="no attribute 'Lesosn'"):
+        pkd_lessons.Lesosn  # noqa: B018

@@ -10,8 +10,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from pkd_lessons.labels import BRATS
-from pkd_lessons.metrics import region_dice
+from pkd_lessons.data.labels import BRATS
+from pkd_lessons.evaluation.metrics import region_dice
 from pkd_lessons.phantoms import make_phantoms
 from pkd_lessons.phantoms.brain import BrainPhantomConfig, make_brain_case
 from pkd_lessons.phantoms.mni import load_tissue_template
@@ -55,9 +55,13 @@ def test_contrast_ordering(cases):
         gm = (t["gm"] > 0.8) & (case.truth == 0)
         csf = (t["csf"] > 0.9) & (case.truth == 0)
         nec, oed, enh = (case.truth == v for v in (1, 2, 4))
-        m = {k: {name: _median(img, w) for name, w in
-                 [("wm", wm), ("gm", gm), ("csf", csf), ("nec", nec), ("oed", oed), ("enh", enh)]}
-             for k, img in case.images.items()}
+        m = {
+            k: {
+                name: _median(img, w)
+                for name, w in [("wm", wm), ("gm", gm), ("csf", csf), ("nec", nec), ("oed", oed), ("enh", enh)]
+            }
+            for k, img in case.images.items()
+        }
         # T1: white matter brighter than grey, CSF darkest.
         assert m["t1"]["wm"] > m["t1"]["gm"] > m["t1"]["csf"]
         # T1ce: the enhancing rim is the brightest tissue; necrosis dark.
@@ -147,6 +151,7 @@ def test_anatomy_varies_between_cases(cases):
     assert 0.7 < overlap < 0.99
 
 
+@pytest.mark.timing
 def test_generation_speed():
     load_tissue_template()  # once per process; not part of a case's cost
     # CPU time of this process, not wall time: on a shared machine other jobs stretch the wall clock
@@ -177,8 +182,7 @@ def test_rater_keeps_nesting_and_mask():
     truth = BRATS.to_classes(case.truth)
     mask = case.images["t1"] > 0
     for r in range(3):
-        drawn = cfg.raters.draw(truth, np.array([3.0, -2.0, 1.0]), BRATS, (2.0,) * 3,
-                                np.random.default_rng(r), mask)
+        drawn = cfg.raters.draw(truth, np.array([3.0, -2.0, 1.0]), BRATS, (2.0,) * 3, np.random.default_rng(r), mask)
         wt, tc, et = BRATS.to_regions(drawn)
         assert not (et & ~tc).any() and not (tc & ~wt).any()
         assert not (drawn[~mask] > 0).any()

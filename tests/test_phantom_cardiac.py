@@ -6,8 +6,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from pkd_lessons.labels import MYOPS
-from pkd_lessons.metrics import region_dice
+from pkd_lessons.data.labels import MYOPS
+from pkd_lessons.evaluation.metrics import region_dice
 from pkd_lessons.phantoms.cardiac import CardiacPhantomConfig, make_cardiac_case
 
 
@@ -39,9 +39,14 @@ def test_sequence_contrasts(cases):
     for case in cases:
         t = case.truth
         blood, myo, oedema, scar = (t == 500), (t == 200), (t == 1220), (t == 2221)
-        med = {k: {n: float(np.median(img[w])) for n, w in
-                   [("blood", blood), ("myo", myo), ("oedema", oedema), ("scar", scar)] if w.sum() > 10}
-               for k, img in case.images.items()}
+        med = {
+            k: {
+                n: float(np.median(img[w]))
+                for n, w in [("blood", blood), ("myo", myo), ("oedema", oedema), ("scar", scar)]
+                if w.sum() > 10
+            }
+            for k, img in case.images.items()
+        }
         assert med["bssfp"]["blood"] > 2 * med["bssfp"]["myo"]
         assert med["t2"]["blood"] < med["t2"]["myo"]
         if "scar" in med["lge"]:

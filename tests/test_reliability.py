@@ -22,21 +22,33 @@ import pytest
 import torch
 
 from pkd_lessons import DataError
-from pkd_lessons import checkpoint as checkpoint_module
-from pkd_lessons import train as train_module
 from pkd_lessons.atomic import atomic_file
-from pkd_lessons.checkpoint import load_checkpoint
 from pkd_lessons.cli import main
-from pkd_lessons.config import TrainConfig
 from pkd_lessons.data import find_cases, load_cases
-from pkd_lessons.device import pick_device
+from pkd_lessons.data.nifti import read_nifti
 from pkd_lessons.errors import TrainingError
-from pkd_lessons.nifti import read_nifti
 from pkd_lessons.phantoms import make_phantoms
 from pkd_lessons.realdata import download, fetch_task01
+from pkd_lessons.training import checkpoint as checkpoint_module
+from pkd_lessons.training import trainer as train_module
+from pkd_lessons.training.checkpoint import load_checkpoint
+from pkd_lessons.training.config import TrainConfig
+from pkd_lessons.training.device import pick_device
 
 W = "4,8"
 TINY = ["--steps", "4", "--batch-size", "2", "--widths", W, "--device", "cpu", "--quiet"]
+
+
+def train_cli(method: str, data, out, *options: str) -> int:
+    """``pkd-lessons train --method METHOD --data DATA --out OUT OPTIONS...``; its exit status."""
+    return main(["train", "--method", method, "--data", str(data), "--out", str(out), *options])
+
+
+def evaluate_cli(checkpoint, data, out, *options: str) -> int:
+    """``pkd-lessons evaluate CHECKPOINT --data DATA --out OUT --quiet --device cpu OPTIONS...``."""
+    return main(
+        ["evaluate", str(checkpoint), "--data", str(data), "--out", str(out), "--quiet", "--device", "cpu", *options]
+    )
 
 
 def one_error_line(capsys) -> str:
@@ -58,6 +70,7 @@ def _train_cfg(method: str = "baseline", steps: int = 6) -> TrainConfig:
 
 # --- 1. a loss that is not finite stops training --------------------------------------------------
 
+
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(brain_set, tmp_path, monkeypatch):
     calls = {"n": 0}
     real = train_module.segmentation_loss
@@ -69,27 +82,31 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(brain_set, tmp
 
     monkeypatch.setattr(train_module, "segmentation_loss", turns_nan)
     volumes = load_cases(find_cases(brain_set)[:2], progress=False)
-    with pytest.raises(TrainingError, match=r"step 5 of baseline: loss term seg = nan.*last good checkpoint is "
-                                            r".*checkpoint\.pt \(step 4\)"):
-        train_module.train(_train_cfg(), volumes, out=tmp_path / "run", device="cpu", progress=False,
-                           checkpoint_every=2)
+    with pytest.raises(
+        TrainingError,
+        match=r"step 5 of baseline: loss term seg = nan.*last good checkpoint is "
+        r".*checkpoint\.pt \(step 4\)",
+    ):
+        train_module.train(
+            _train_cfg(), volumes, out=tmp_path / "run", device="cpu", progress=False, checkpoint_every=2
+        )
     state = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
     assert state["step"] == 4
     assert all(torch.isfinite(t).all() for t in state["model"].values() if t.is_floating_point())
 
 
 def test_cli_refuses_a_nan_run_with_one_line(data, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(train_module, "segmentation_loss", lambda *a, **k: torch.tensor(float("inf"),
-                                                                                        requires_grad=True))
-    assert main(["train", "--method", "baseline", "--data", str(data), "--out", str(tmp_path / "run"), *TINY]) == 2
+    monkeypatch.setattr(
+        train_module, "segmentation_loss", lambda *a, **k: torch.tensor(float("inf"), requires_grad=True)
+    )
+    assert train_cli("baseline", data, tmp_path / "run", *TINY) == 2
     line = one_error_line(capsys)
     assert "step 1 of baseline" in line and "seg = inf" in line and "no checkpoint of this run was written" in line
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
 
 
 def test_infinite_temperature_is_refused(data, tmp_path, capsys):
-    assert main(["train", "--method", "kd", "--data", str(data), "--out", str(tmp_path / "run"),
-                 "--temperature", "inf", *TINY]) == 2
+    assert train_cli("kd", data, tmp_path / "run", "--temperature", "inf", *TINY) == 2
     assert "temperature" in one_error_line(capsys)
 
 
@@ -105,14 +122,19 @@ def test_weights_that_stop_being_finite_are_not_saved(brain_set, tmp_path, monke
 
     monkeypatch.setattr(train_module.Trainer, "optimise", overflows)
     volumes = load_cases(find_cases(brain_set)[:2], progress=False)
-    with pytest.raises(TrainingError, match=r"step 4 of baseline: the weights are no longer finite.*"
-                                            r"last good checkpoint is .*\(step 2\)"):
-        train_module.train(_train_cfg(), volumes, out=tmp_path / "run", device="cpu", progress=False,
-                           checkpoint_every=2)
+    with pytest.raises(
+        TrainingError,
+        match=r"step 4 of baseline: the weights are no longer finite.*"
+        r"last good checkpoint is .*\(step 2\)",
+    ):
+        train_module.train(
+            _train_cfg(), volumes, out=tmp_path / "run", device="cpu", progress=False, checkpoint_every=2
+        )
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == 2
 
 
 # --- 2. nothing of the user's is replaced or deleted ---------------------------------------------
+
 
 def test_overwrite_refuses_a_folder_that_is_not_a_phantom_set(tmp_path, capsys):
     (tmp_path / "mine").mkdir()
@@ -176,6 +198,7 @@ def test_fetcher_never_deletes_a_users_file_of_the_archives_name(tmp_path):
 
 # --- 3. output locations are checked before the work; a failed final write keeps the work ----------
 
+
 @pytest.fixture
 def no_training(monkeypatch):
     def fail(*args, **kwargs):
@@ -188,7 +211,7 @@ def no_training(monkeypatch):
 def test_train_checks_its_output_folder_first(data, tmp_path, capsys, no_training, where):
     (tmp_path / "taken").write_text("not a folder")
     out = tmp_path / "taken" if where == "file" else tmp_path / "taken" / "run"
-    assert main(["train", "--method", "baseline", "--data", str(data), "--out", str(out), *TINY]) == 2
+    assert train_cli("baseline", data, out, *TINY) == 2
     assert str(tmp_path / "taken") in one_error_line(capsys)
 
 
@@ -204,7 +227,7 @@ def test_a_failed_final_write_saves_the_run_elsewhere_and_says_where(data, tmp_p
     monkeypatch.setattr(checkpoint_module, "write_bytes", disk_full)
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
     (tmp_path / "tmp").mkdir()
-    assert main(["train", "--method", "baseline", "--data", str(data), "--out", str(out), *TINY]) == 2
+    assert train_cli("baseline", data, out, *TINY) == 2
     line = one_error_line(capsys)
     assert "No space left on device" in line and "was saved to" in line
     (rescued,) = (tmp_path / "tmp").glob("pkd-lessons-rescued-baseline-s0-step4-*.pt")
@@ -213,16 +236,15 @@ def test_a_failed_final_write_saves_the_run_elsewhere_and_says_where(data, tmp_p
 
 
 def test_evaluate_checks_its_output_file_first(data, tmp_path, capsys):
-    assert main(["train", "--method", "baseline", "--data", str(data), "--out", str(tmp_path / "run"), *TINY]) == 0
+    assert train_cli("baseline", data, tmp_path / "run", *TINY) == 0
     capsys.readouterr()
     (tmp_path / "metrics").mkdir()
-    assert main(["evaluate", str(tmp_path / "run" / "checkpoint.pt"), "--data", str(data), "--out",
-                 str(tmp_path / "metrics"), "--quiet", "--device", "cpu"]) == 2
+    assert evaluate_cli(tmp_path / "run" / "checkpoint.pt", data, tmp_path / "metrics") == 2
     assert "is a folder" in one_error_line(capsys)
 
 
 def test_a_failed_metrics_write_keeps_the_metrics(data, tmp_path, monkeypatch, capsys):
-    assert main(["train", "--method", "baseline", "--data", str(data), "--out", str(tmp_path / "run"), *TINY]) == 0
+    assert train_cli("baseline", data, tmp_path / "run", *TINY) == 0
     capsys.readouterr()
     real = os.replace
 
@@ -233,8 +255,7 @@ def test_a_failed_metrics_write_keeps_the_metrics(data, tmp_path, monkeypatch, c
 
     monkeypatch.setattr(os, "replace", disk_full)
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
-    assert main(["evaluate", str(tmp_path / "run" / "checkpoint.pt"), "--data", str(data), "--out",
-                 str(tmp_path / "m.json"), "--quiet", "--device", "cpu"]) == 2
+    assert evaluate_cli(tmp_path / "run" / "checkpoint.pt", data, tmp_path / "m.json") == 2
     line = one_error_line(capsys)
     (kept,) = tmp_path.glob("pkd-lessons-rescued-m-*.json")
     assert str(kept) in line and json.loads(kept.read_text())[0]["method"] == "baseline"
@@ -242,6 +263,7 @@ def test_a_failed_metrics_write_keeps_the_metrics(data, tmp_path, monkeypatch, c
 
 
 # --- 4. discovery and loading never drop data silently ---------------------------------------------
+
 
 def test_an_unreadable_case_folder_is_an_error_not_a_missing_case(data, monkeypatch, capsys):
     blocked = data / "BraTS2021_00002"
@@ -261,7 +283,7 @@ def test_an_unreadable_case_folder_is_an_error_not_a_missing_case(data, monkeypa
 @pytest.mark.parametrize("which", ["one modality", "every modality"])
 def test_an_all_zero_image_is_refused(data, capsys, which):
     case = data / "BraTS2021_00001"
-    for m in (["t1ce"] if which == "one modality" else ["flair", "t1", "t1ce", "t2"]):
+    for m in ["t1ce"] if which == "one modality" else ["flair", "t1", "t1ce", "t2"]:
         path = case / f"BraTS2021_00001_{m}.nii.gz"
         img = nib.load(path)
         nib.save(nib.Nifti1Image(np.zeros(img.shape, np.float32), img.affine), path)
@@ -272,11 +294,11 @@ def test_an_all_zero_image_is_refused(data, capsys, which):
 
 # --- 5. the teacher-output cache -------------------------------------------------------------------
 
+
 @pytest.fixture
 def teacher_ckpt(brain_set, tmp_path):
     volumes = load_cases(find_cases(brain_set)[:2], progress=False)
-    train_module.train(_train_cfg("teacher", steps=2), volumes, out=tmp_path / "teacher", device="cpu",
-                       progress=False)
+    train_module.train(_train_cfg("teacher", steps=2), volumes, out=tmp_path / "teacher", device="cpu", progress=False)
     return tmp_path / "teacher" / "checkpoint.pt", volumes
 
 
@@ -309,6 +331,7 @@ def test_a_read_only_teacher_folder_moves_the_cache(teacher_ckpt, tmp_path, monk
 
 # --- 6. clear errors where tracebacks were ----------------------------------------------------------
 
+
 @pytest.mark.parametrize("shape", [(32767, 32767, 32767), (1000, 1000, 500)])
 def test_a_header_claiming_a_huge_image_is_refused_before_reading(tmp_path, shape):
     header = nib.Nifti1Header()
@@ -321,18 +344,19 @@ def test_a_header_claiming_a_huge_image_is_refused_before_reading(tmp_path, shap
 
 
 def test_a_brain_checkpoint_on_cardiac_data(data, cardiac_set, tmp_path, capsys):
-    assert main(["train", "--method", "baseline", "--data", str(data), "--out", str(tmp_path / "run"), *TINY]) == 0
+    assert train_cli("baseline", data, tmp_path / "run", *TINY) == 0
     capsys.readouterr()
-    assert main(["evaluate", str(tmp_path / "run" / "checkpoint.pt"), "--data", str(cardiac_set), "--out",
-                 str(tmp_path / "m.json"), "--quiet", "--device", "cpu"]) == 2
+    assert evaluate_cli(tmp_path / "run" / "checkpoint.pt", cardiac_set, tmp_path / "m.json") == 2
     assert "trained on flair, t1, t1ce, t2" in one_error_line(capsys)
 
 
 def test_an_unknown_device_name(capsys, data, tmp_path):
     with pytest.raises(ValueError, match="'banana' is not a device name"):
         pick_device("banana")
-    assert main(["train", "--method", "baseline", "--data", str(data), "--out", str(tmp_path / "run"),
-                 "--steps", "4", "--widths", W, "--quiet", "--device", "banana"]) == 2
+    assert (
+        train_cli("baseline", data, tmp_path / "run", "--steps", "4", "--widths", W, "--quiet", "--device", "banana")
+        == 2
+    )
     assert "banana" in one_error_line(capsys)
 
 
@@ -353,24 +377,26 @@ def test_ctrl_c_says_where_the_checkpoint_is_and_how_to_resume(data, tmp_path, m
         return real(self)
 
     monkeypatch.setattr(train_module.Trainer, "train_step", interrupted)
-    assert main(["train", "--method", "baseline", "--data", str(data), "--out", str(tmp_path / "run"),
-                 "--checkpoint-every", "2", *TINY]) == 130
+    assert train_cli("baseline", data, tmp_path / "run", "--checkpoint-every", "2", *TINY) == 130
     line = one_error_line(capsys)
     assert "holds step 2 of 4" in line and "--resume" in line
 
 
 # --- 7. options are used or refused, never ignored ---------------------------------------------------
 
+
 def test_a_teacher_given_to_the_baseline_is_refused(data, tmp_path, capsys):
-    assert main(["train", "--method", "baseline", "--data", str(data), "--out", str(tmp_path / "run"),
-                 "--teacher", str(tmp_path / "whatever.pt"), *TINY]) == 2
+    assert train_cli("baseline", data, tmp_path / "run", "--teacher", str(tmp_path / "whatever.pt"), *TINY) == 2
     assert "does not learn from a teacher" in one_error_line(capsys)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["brain", "--voxel-mm", "0"], "voxel_mm must be between"),
-    (["cardiac", "--voxel-mm", "1"], "voxel_mm sets the brain phantoms' grid"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["brain", "--voxel-mm", "0"], "voxel_mm must be between"),
+        (["cardiac", "--voxel-mm", "1"], "voxel_mm sets the brain phantoms' grid"),
+    ],
+)
 def test_voxel_size_is_used_or_refused(tmp_path, capsys, args, message):
     assert main(["phantoms", *args, "--out", str(tmp_path / "set"), "--cases", "1", "--quiet"]) == 2
     assert message in one_error_line(capsys)
@@ -385,8 +411,18 @@ def test_a_bad_md5_is_refused_before_any_download(tmp_path, md5):
 
 
 def test_resume_refuses_other_data_under_the_same_case_ids(data, tmp_path, capsys):
-    args = ["train", "--method", "baseline", "--data", str(data), "--out", str(tmp_path / "run"),
-            "--checkpoint-every", "2", *TINY]
+    args = [
+        "train",
+        "--method",
+        "baseline",
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "run"),
+        "--checkpoint-every",
+        "2",
+        *TINY,
+    ]
     assert main(args) == 0
     for case in find_cases(data):  # change the images, keep every identifier
         path = case.images["t1ce"].path
@@ -420,8 +456,9 @@ def test_leftovers_of_killed_writers_are_removed_on_the_next_run(tmp_path):
     make_phantoms("cardiac", tmp_path / "set", cases=1, progress=False)
     with atomic_file(tmp_path / "checkpoint.pt") as tmp:
         tmp.write_bytes(b"done")
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["set", "checkpoint.pt", live.name, recent.name,
-                                                                  sibling.name])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["set", "checkpoint.pt", live.name, recent.name, sibling.name]
+    )
 
 
 def test_phantom_folders_follow_the_umask(tmp_path):
@@ -432,3 +469,17 @@ def test_phantom_folders_follow_the_umask(tmp_path):
         os.umask(old)
     assert out.stat().st_mode & 0o777 == 0o755
 
+
+def test_checkpoint_fingerprint_covers_every_weight():
+    """A change anywhere in a tensor (here its last element, far past the first 4 KB) changes the
+    identifier a student records of its teacher."""
+    from pkd_lessons.training.checkpoint import fingerprint
+
+    state = {"config": {"method": "teacher"}, "step": 10, "model": {"w": torch.zeros(10_000), "b": torch.ones(3)}}
+    before = fingerprint(state)
+    state["model"]["w"][-1] = 1e-6
+    assert fingerprint(state) != before
+    state["model"]["w"][-1] = 0.0
+    assert fingerprint(state) == before
+    state["model"]["w"] = torch.zeros(100, 100)  # same bytes, another shape
+    assert fingerprint(state) != before

@@ -6,25 +6,31 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from pkd_lessons.statistics import (
+from pkd_lessons.evaluation.statistics import (
     compare,
+    comparison_table,
     detectable_difference,
     detectable_difference_t,
     hierarchical_bootstrap,
     paired_differences,
     paired_t_power,
-    to_markdown,
     verdict_lines,
 )
 
 CASES = ["c0", "c1", "c2", "c3"]
 
 
-def _record(method: str, seed: int, dice: dict[str, float], hd95: dict[str, float] | None = None,
-            region: str = "WT") -> dict:
+def _record(
+    method: str, seed: int, dice: dict[str, float], hd95: dict[str, float] | None = None, region: str = "WT"
+) -> dict:
     hd95 = hd95 or {c: 5.0 for c in dice}
-    return {"run": f"{method}-s{seed}", "method": method, "seed": seed, "modality": "t1ce",
-            "cases": {c: {region: {"dice": dice[c], "hd95": hd95[c]}} for c in dice}}
+    return {
+        "run": f"{method}-s{seed}",
+        "method": method,
+        "seed": seed,
+        "modality": "t1ce",
+        "cases": {c: {region: {"dice": dice[c], "hd95": hd95[c]}} for c in dice},
+    }
 
 
 def _base_value(seed: int, j: int) -> float:
@@ -61,6 +67,7 @@ def _records_from_diffs(diffs: np.ndarray, metric: str = "dice") -> list[dict]:
 
 
 # --- paired_differences -------------------------------------------------------------------------
+
 
 def test_paired_differences_known_matrix(small_records):
     d = paired_differences(small_records, "pkl", "baseline", region="WT", metric="dice")
@@ -103,6 +110,7 @@ def test_paired_differences_missing_region(small_records):
 
 
 # --- hierarchical_bootstrap ---------------------------------------------------------------------
+
 
 def test_constant_differences_give_zero_width_interval():
     out = hierarchical_bootstrap(np.full((3, 20), 0.03), resamples=500)
@@ -173,12 +181,15 @@ def test_seed_variation_widens_the_interval():
     assert wide["high"] - wide["low"] > 3 * (narrow["high"] - narrow["low"])
 
 
-@pytest.mark.parametrize("bad, match", [
-    (np.zeros(5), "2D"),
-    (np.zeros((0, 3)), "empty"),
-    (np.array([[0.1, np.nan]]), "non-finite"),
-    (np.array([[0.1, np.inf]]), "non-finite"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (np.zeros(5), "2D"),
+        (np.zeros((0, 3)), "empty"),
+        (np.array([[0.1, np.nan]]), "non-finite"),
+        (np.array([[0.1, np.inf]]), "non-finite"),
+    ],
+)
 def test_bootstrap_rejects_bad_matrix(bad, match):
     with pytest.raises(ValueError, match=match):
         hierarchical_bootstrap(bad)
@@ -191,6 +202,7 @@ def test_bootstrap_rejects_bad_level(level):
 
 
 # --- detectable differences ---------------------------------------------------------------------
+
 
 def test_detectable_difference_normal():
     assert detectable_difference(1.0) == pytest.approx(2.8016, abs=1e-4)
@@ -241,6 +253,7 @@ def test_detectable_difference_t_small_n_and_errors():
 
 # --- compare, wording and table -----------------------------------------------------------------
 
+
 def test_compare_rows_in_record_order():
     recs = _records_from_diffs(np.full((2, 3), 0.01))
     for r in recs:  # two regions for everyone, in the order WT, TC
@@ -252,31 +265,57 @@ def test_compare_rows_in_record_order():
     base = [r for r in recs if r["method"] == "baseline"]
     rows = compare(kd + base + pkl)
     assert [(r["method"], r["region"]) for r in rows] == [("kd", "WT"), ("kd", "TC"), ("pkl", "WT")]
-    assert set(rows[0]) == {"method", "region", "diff", "low", "high", "se", "detectable", "seeds", "cases",
-                            "n", "verdict"}
+    assert set(rows[0]) == {
+        "method",
+        "region",
+        "diff",
+        "low",
+        "high",
+        "se",
+        "detectable",
+        "seeds",
+        "cases",
+        "n",
+        "verdict",
+    }
     assert all(r["verdict"] == "better" and r["n"] == 6 for r in rows)
     with pytest.raises(ValueError, match="teacher"):
         compare(kd + base + pkl, reference="teacher")
 
 
 def _row(diff, low, high, detectable, verdict, seeds=3, cases=20):
-    return {"method": "pkl", "region": "WT", "diff": diff, "low": low, "high": high, "se": detectable / 2.8,
-            "detectable": detectable, "seeds": seeds, "cases": cases, "n": seeds * cases, "verdict": verdict}
+    return {
+        "method": "pkl",
+        "region": "WT",
+        "diff": diff,
+        "low": low,
+        "high": high,
+        "se": detectable / 2.8,
+        "detectable": detectable,
+        "seeds": seeds,
+        "cases": cases,
+        "n": seeds * cases,
+        "verdict": verdict,
+    }
 
 
 def test_verdict_lines_wording():
-    rows = [_row(0.006, -0.001, 0.012, 0.014, "no difference detected"),
-            _row(0.02, 0.01, 0.03, 0.014, "better"),
-            _row(-0.02, -0.03, -0.01, 0.014, "worse", seeds=1, cases=1)]
+    rows = [
+        _row(0.006, -0.001, 0.012, 0.014, "no difference detected"),
+        _row(0.02, 0.01, 0.03, 0.014, "better"),
+        _row(-0.02, -0.03, -0.01, 0.014, "worse", seeds=1, cases=1),
+    ]
     lines = verdict_lines(rows).splitlines()
-    assert lines[0] == ("- pkl, WT: +0.6 Dice points [-0.1, +1.2] (3 seeds x 20 cases; detectable: 1.4): "
-                        "no difference detected (the interval includes 0; this comparison can only detect "
-                        "differences of about 1.4 points or more)")
-    assert lines[1] == ("- pkl, WT: +2.0 Dice points [+1.0, +3.0] (3 seeds x 20 cases; detectable: 1.4): "
-                        "better than the baseline")
+    assert lines[0] == (
+        "- pkl, WT: +0.6 Dice points [-0.1, +1.2] (3 seeds x 20 cases; detectable: 1.4): "
+        "no difference detected (the interval includes 0; this comparison can only detect "
+        "differences of about 1.4 points or more)"
+    )
+    assert lines[1] == (
+        "- pkl, WT: +2.0 Dice points [+1.0, +3.0] (3 seeds x 20 cases; detectable: 1.4): better than the baseline"
+    )
     assert lines[2].endswith("(1 seed x 1 case; detectable: 1.4): worse than the baseline")
-    mm = verdict_lines([_row(0.3, -0.2, 0.8, 1.1, "no difference detected")], reference="teacher",
-                       scale=1.0, unit="mm")
+    mm = verdict_lines([_row(0.3, -0.2, 0.8, 1.1, "no difference detected")], reference="teacher", scale=1.0, unit="mm")
     assert "+0.3 mm [-0.2, +0.8]" in mm and "about 1.1 mm or more" in mm
 
 
@@ -284,13 +323,14 @@ def test_verdict_must_agree_with_interval():
     with pytest.raises(ValueError, match="contradicts"):
         verdict_lines([_row(0.02, 0.01, 0.03, 0.014, "no difference detected")])
     with pytest.raises(ValueError, match="contradicts"):
-        to_markdown([_row(0.0, -0.01, 0.01, 0.014, "better")])
+        comparison_table([_row(0.0, -0.01, 0.01, 0.014, "better")])
 
 
-def test_to_markdown_table():
-    table = to_markdown([_row(0.006, -0.001, 0.012, 0.014, "no difference detected")]).splitlines()
-    assert table[0] == ("| method | region | Δ vs baseline [95% CI] | detectable Δ (80% power) | seeds × cases "
-                        "| verdict |")
+def test_comparison_table():
+    table = comparison_table([_row(0.006, -0.001, 0.012, 0.014, "no difference detected")]).splitlines()
+    assert table[0] == (
+        "| method | region | Δ vs baseline [95% CI] | detectable Δ (80% power) | seeds × cases | verdict |"
+    )
     assert table[1] == "|---|---|---|---|---|---|"
     assert table[2] == "| pkl | WT | +0.6 [-0.1, +1.2] | 1.4 | 3 × 20 | no difference detected |"
     assert len(table) == 3

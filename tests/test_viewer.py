@@ -15,7 +15,7 @@ import pytest
 
 from conftest import REPO
 from pkd_lessons.data import find_cases, load_case
-from pkd_lessons.viewer import SliceViewer, render_slice
+from pkd_lessons.lessons.viewer import SliceViewer, render_slice
 
 
 @pytest.fixture(scope="module")
@@ -118,28 +118,42 @@ def test_viewer_under_the_oldest_ipywidgets_declared():
     oldest = REPO / ".widgets-oldest"
     if not (oldest / "ipywidgets").is_dir():
         pytest.skip("no .widgets-oldest folder: `make install` puts the oldest declared ipywidgets there")
-    declared = next(r for r in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
-                    if r.startswith("ipywidgets"))
+    declared = next(
+        r
+        for r in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+        if r.startswith("ipywidgets")
+    )
     minimum = re.search(r">=([0-9.]+)", declared).group(1)
     env = dict(os.environ, PYTHONPATH=str(oldest))
-    version = subprocess.run([sys.executable, "-c", "import ipywidgets; print(ipywidgets.__version__)"], env=env,
-                             capture_output=True, text=True, check=True).stdout.strip()
+    version = subprocess.run(
+        [sys.executable, "-c", "import ipywidgets; print(ipywidgets.__version__)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert version.startswith(minimum), f"{oldest} holds ipywidgets {version}, pyproject.toml declares {declared}"
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore",
-                             __file__, "-k", "not oldest"], cwd=REPO, env=env, capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore", __file__, "-k", "not oldest"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout[-3000:]
 
 
 def test_error_figure_shows_each_modality_with_the_colour_key(case, predictions):
-    from pkd_lessons.viewer import DIFF_COLOURS, error_figure
+    from pkd_lessons.lessons.viewer import DIFF_COLOURS, error_figure
 
     index = int(np.argmax((case.truth == 2).sum((0, 1))))
     fig = error_figure(case, index, predictions, modalities=("flair", "t1ce", "t2"))
     assert [ax.get_title() for ax in fig.axes] == [f"{m}, slice {index}" for m in ("flair", "t1ce", "t2")]
     shown = fig.axes[0].get_images()[0].get_array()
-    assert np.array_equal(shown, render_slice(case, index, "flair", predictions=predictions, difference=True,
-                                              alpha=0.8, zoom=1))
+    assert np.array_equal(
+        shown, render_slice(case, index, "flair", predictions=predictions, difference=True, alpha=0.8, zoom=1)
+    )
     assert [t.get_text() for t in fig.legends[0].get_texts()] == list(DIFF_COLOURS)
     with pytest.raises(ValueError, match="outside"):
         error_figure(case, 10_000, predictions)

@@ -6,18 +6,14 @@ Example:
     >>> student_slices = SliceDataset(volumes, modalities=("t1ce",))     # doctest: +SKIP
 """
 
-from pkd_lessons.data.datasets import CropDataset, SliceDataset, split_cases
-from pkd_lessons.data.layouts import (
-    BRAIN_MODALITIES,
-    HEART_MODALITIES,
-    Case,
-    ImageRef,
-    find_cases,
-)
-from pkd_lessons.data.normalize import zscore_percentile
-from pkd_lessons.data.volumes import CaseVolume, load_case, load_cases
+from pkd_lessons._exports import lazy_exports
 
-__all__ = [
-    "BRAIN_MODALITIES", "HEART_MODALITIES", "Case", "CaseVolume", "CropDataset", "ImageRef",
-    "SliceDataset", "find_cases", "load_case", "load_cases", "split_cases", "zscore_percentile",
-]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        ".datasets": "CropDataset SliceDataset TEST_FRACTION split_cases",
+        ".layouts": "BRAIN_MODALITIES HEART_MODALITIES STUDENT_MODALITY Case ImageRef find_cases student_modality",
+        ".normalize": "zscore_percentile",
+        ".volumes": "CaseVolume load_case load_cases",
+    },
+)

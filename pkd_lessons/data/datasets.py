@@ -11,6 +11,10 @@ from torch.utils.data import Dataset
 
 from pkd_lessons.data.volumes import CaseVolume
 
+#: Share of cases held out for testing when a command splits a folder itself (``pkd-lessons train``):
+#: 20 %, as in the BraTS 2018 split (200/28/57) of the re-implementation quoted in lesson 03.
+TEST_FRACTION = 0.2
+
 
 def _channels(volume: CaseVolume, modalities: Sequence[str] | None) -> list[int]:
     if modalities is None:
@@ -44,8 +48,13 @@ class SliceDataset(Dataset):
         min_foreground: keep slices whose foreground (brain) covers at least this fraction.
     """
 
-    def __init__(self, volumes: Sequence[CaseVolume], modalities: Sequence[str] | None = None,
-                 axis: int = 2, min_foreground: float = 0.05) -> None:
+    def __init__(
+        self,
+        volumes: Sequence[CaseVolume],
+        modalities: Sequence[str] | None = None,
+        axis: int = 2,
+        min_foreground: float = 0.05,
+    ) -> None:
         if not volumes:
             raise ValueError("SliceDataset needs at least one case")
         if axis not in (0, 1, 2):
@@ -68,8 +77,12 @@ class SliceDataset(Dataset):
         where[self.axis] = s
         where = tuple(where)
         image = v.image[(self.channels[i], *where)]
-        return {"image": torch.from_numpy(np.ascontiguousarray(image)), **_targets(v, where),
-                "case": v.case_id, "slice": s}
+        return {
+            "image": torch.from_numpy(np.ascontiguousarray(image)),
+            **_targets(v, where),
+            "case": v.case_id,
+            "slice": s,
+        }
 
 
 class CropDataset(Dataset):
@@ -87,8 +100,14 @@ class CropDataset(Dataset):
         seed: random seed of the crop positions.
     """
 
-    def __init__(self, volumes: Sequence[CaseVolume], size: Sequence[int], samples: int,
-                 modalities: Sequence[str] | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        volumes: Sequence[CaseVolume],
+        size: Sequence[int],
+        samples: int,
+        modalities: Sequence[str] | None = None,
+        seed: int = 0,
+    ) -> None:
         if not volumes:
             raise ValueError("CropDataset needs at least one case")
         if len(size) != 3 or min(size) < 1:
@@ -163,6 +182,6 @@ def split_cases(items: Sequence, fractions: Sequence[float] = (0.6, 0.2, 0.2), s
     counts[np.argmax(fractions)] += len(items) - counts.sum()
     groups, start = [], 0
     for n in counts:
-        groups.append([items[j] for j in order[start:start + n]])
+        groups.append([items[j] for j in order[start : start + n]])
         start += n
     return groups

@@ -20,19 +20,36 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pkd_lessons.data.labels import BRATS, BRATS2023, MSD, MYOPS, LabelConvention
 from pkd_lessons.errors import DataError
-from pkd_lessons.labels import BRATS, BRATS2023, MSD, MYOPS, LabelConvention
 
 BRAIN_MODALITIES: tuple[str, ...] = ("flair", "t1", "t1ce", "t2")
 HEART_MODALITIES: tuple[str, ...] = ("bssfp", "lge", "t2")
+#: The one modality a student sees by default, per anatomy: T1ce for the brain (the paper's main
+#: setting) and LGE for the heart (the scar's modality in MyoPS).
+STUDENT_MODALITY: dict[str, str] = {"brain": "t1ce", "cardiac": "lge"}
+#: MyoPS 2020 (and MS-CMRSeg 2019) file suffix of each cardiac sequence: ``{case}_{suffix}.nii.gz``.
+MYOPS_SUFFIX: dict[str, str] = {"bssfp": "C0", "lge": "DE", "t2": "T2"}
 #: BraTS 2023 file suffix of each modality.
 BRATS2023_NAMES: dict[str, str] = {"flair": "t2f", "t1": "t1n", "t1ce": "t1c", "t2": "t2w"}
 MAX_DEPTH = 4  # how deep below the given folder cases are looked for
 _NII = re.compile(r"\.nii(\.gz)?$")
+
+
+def student_modality(modalities: Sequence[str]) -> str:
+    """The default student modality of a data set: :data:`STUDENT_MODALITY` of its anatomy.
+
+    Args:
+        modalities: the data set's modalities (a case's or a volume's ``modalities``).
+
+    Returns:
+        ``"lge"`` for cardiac data (bSSFP, LGE, T2), ``"t1ce"`` otherwise.
+    """
+    return STUDENT_MODALITY["cardiac" if tuple(modalities) == HEART_MODALITIES else "brain"]
 
 
 @dataclass(frozen=True)
@@ -72,9 +89,7 @@ class Case:
         return tuple(self.images)
 
 
-LAYOUT_CONVENTIONS: dict[str, LabelConvention] = {
-    "brats": BRATS, "brats2023": BRATS2023, "msd": MSD, "myops": MYOPS,
-}
+LAYOUT_CONVENTIONS: dict[str, LabelConvention] = {"brats": BRATS, "brats2023": BRATS2023, "msd": MSD, "myops": MYOPS}
 
 
 def _walk(root: Path) -> list[Path]:
@@ -83,14 +98,15 @@ def _walk(root: Path) -> list[Path]:
     base = len(root.parts)
 
     def refuse(err: OSError) -> None:  # os.walk would skip the folder silently: a case would go missing
-        raise DataError(f"{err.filename}: cannot read this folder ({err.strerror}); fix its permissions or move "
-                        "it out of the data folder") from err
+        raise DataError(
+            f"{err.filename}: cannot read this folder ({err.strerror}); fix its permissions or move "
+            "it out of the data folder"
+        ) from err
 
     for dirpath, dirnames, filenames in os.walk(root, onerror=refuse):
         depth = len(Path(dirpath).parts) - base
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")) if depth < MAX_DEPTH else []
-        found.extend(Path(dirpath) / f for f in sorted(filenames)
-                     if _NII.search(f) and not f.startswith("."))
+        found.extend(Path(dirpath) / f for f in sorted(filenames) if _NII.search(f) and not f.startswith("."))
     return found
 
 
@@ -108,8 +124,7 @@ def _require(folder: Path, stem: str, case_id: str, what: str) -> Path:
     return path
 
 
-def _brats_like(files: list[Path], layout: str, sep: str, names: dict[str, str],
-                require_labels: bool) -> list[Case]:
+def _brats_like(files: list[Path], layout: str, sep: str, names: dict[str, str], require_labels: bool) -> list[Case]:
     anchor = names["flair"]
     cases = []
     for path in files:
@@ -117,10 +132,12 @@ def _brats_like(files: list[Path], layout: str, sep: str, names: dict[str, str],
         if not m:
             continue
         cid, folder = m.group(1), path.parent
-        images = {mod: ImageRef(_require(folder, f"{cid}{sep}{names[mod]}", cid, f"{mod} image"))
-                  for mod in BRAIN_MODALITIES}
-        label = (_require(folder, f"{cid}{sep}seg", cid, "label") if require_labels
-                 else _sibling(folder, f"{cid}{sep}seg"))
+        images = {
+            mod: ImageRef(_require(folder, f"{cid}{sep}{names[mod]}", cid, f"{mod} image")) for mod in BRAIN_MODALITIES
+        }
+        label = (
+            _require(folder, f"{cid}{sep}seg", cid, "label") if require_labels else _sibling(folder, f"{cid}{sep}seg")
+        )
         cases.append(Case(cid, layout, images, label, _sibling(folder, f"{cid}{sep}seg_clean")))
     return cases
 
@@ -140,8 +157,7 @@ def _find_msd(files: list[Path], require_labels: bool) -> list[Case]:
             continue
         cid = _NII.sub("", path.name)
         labels_dir = path.parent.parent / "labelsTr"
-        label = (_require(labels_dir, cid, cid, "label") if require_labels
-                 else _sibling(labels_dir, cid))
+        label = _require(labels_dir, cid, cid, "label") if require_labels else _sibling(labels_dir, cid)
         images = {mod: ImageRef(path, channel) for channel, mod in enumerate(BRAIN_MODALITIES)}
         cases.append(Case(cid, "msd", images, label, None))
     return cases
@@ -151,27 +167,32 @@ def _find_myops(files: list[Path], require_labels: bool) -> list[Case]:
     by_name = {p.name: p for p in files}
     cases = []
     for path in files:
-        m = re.match(r"(.+)_C0\.nii(\.gz)?$", path.name)
+        m = re.match(rf"(.+)_{MYOPS_SUFFIX['bssfp']}\.nii(\.gz)?$", path.name)
         if not m:
             continue
         cid, folder = m.group(1), path.parent
-        images = {"bssfp": ImageRef(path),
-                  "lge": ImageRef(_require(folder, f"{cid}_DE", cid, "lge (DE) image")),
-                  "t2": ImageRef(_require(folder, f"{cid}_T2", cid, "t2 image"))}
+        images = {
+            m: ImageRef(_require(folder, f"{cid}_{suffix}", cid, f"{m} ({suffix}) image"))
+            for m, suffix in MYOPS_SUFFIX.items()
+        }
 
         def lookup(stem: str) -> Path | None:
             return by_name.get(f"{stem}.nii.gz") or by_name.get(f"{stem}.nii")
 
         label = lookup(f"{cid}_gd")
         if label is None and require_labels:
-            raise DataError(f"case {cid}: missing label (expected a file named {cid}_gd.nii.gz "
-                            f"anywhere under the data folder)")
+            raise DataError(
+                f"case {cid}: missing label (expected a file named {cid}_gd.nii.gz anywhere under the data folder)"
+            )
         cases.append(Case(cid, "myops", images, label, lookup(f"{cid}_gd_clean")))
     return cases
 
 
 FINDERS: dict[str, Callable[[list[Path], bool], list[Case]]] = {
-    "brats": _find_brats, "brats2023": _find_brats2023, "msd": _find_msd, "myops": _find_myops,
+    "brats": _find_brats,
+    "brats2023": _find_brats2023,
+    "msd": _find_msd,
+    "myops": _find_myops,
 }
 LAYOUT_HELP = (
     "expected BraTS 2017-2021 (CASE/CASE_flair.nii.gz ...), BraTS 2023 (CASE/CASE-t2f.nii.gz ...), "
@@ -209,8 +230,9 @@ def find_cases(root: str | os.PathLike, require_labels: bool = True) -> list[Cas
     if not found:
         raise DataError(f"{root}: no cases found; {LAYOUT_HELP}")
     if len(found) > 1:
-        detail = "; ".join(f"{len(c)} {name} case(s), e.g. {c[0].images[next(iter(c[0].images))].path}"
-                           for name, c in found.items())
+        detail = "; ".join(
+            f"{len(c)} {name} case(s), e.g. {c[0].images[next(iter(c[0].images))].path}" for name, c in found.items()
+        )
         raise DataError(f"{root}: folder mixes layouts ({detail}); keep one data set per folder")
     (cases,) = found.values()
     ids = [c.case_id for c in cases]

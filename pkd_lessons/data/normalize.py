@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def zscore_percentile(volume: np.ndarray, mask: np.ndarray, lower: float = 1.0,
-                      upper: float = 99.0) -> np.ndarray:
+def zscore_percentile(volume: np.ndarray, mask: np.ndarray, lower: float = 1.0, upper: float = 99.0) -> np.ndarray:
     """Z-score a volume with statistics of its foreground voxels between two percentiles.
 
     ``out = (x - mean) / std`` where mean and std are taken over voxels inside ``mask`` whose

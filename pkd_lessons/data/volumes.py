@@ -7,11 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
+from pkd_lessons.data.labels import LabelConvention
 from pkd_lessons.data.layouts import Case
+from pkd_lessons.data.nifti import read_nifti
 from pkd_lessons.data.normalize import zscore_percentile
 from pkd_lessons.errors import DataError
-from pkd_lessons.labels import LabelConvention
-from pkd_lessons.nifti import read_nifti
 
 AFFINE_TOLERANCE_MM = 1e-2
 
@@ -75,8 +75,10 @@ def _check_geometry(name: str, shape, affine, ref_name: str, ref_shape, ref_affi
     if tuple(shape) != tuple(ref_shape):
         raise DataError(f"{name}: shape {tuple(shape)} differs from {ref_name} {tuple(ref_shape)}")
     if not np.allclose(affine, ref_affine, atol=AFFINE_TOLERANCE_MM):
-        raise DataError(f"{name}: affine (orientation/position) differs from {ref_name}; "
-                        "the modalities must be co-registered on the same grid")
+        raise DataError(
+            f"{name}: affine (orientation/position) differs from {ref_name}; "
+            "the modalities must be co-registered on the same grid"
+        )
 
 
 def _read_label(path, convention: LabelConvention, ref_name: str, ref_shape, ref_affine) -> np.ndarray:
@@ -113,15 +115,19 @@ def load_case(case: Case, normalize: bool = True) -> CaseVolume:
         array, affine = cache[ref_img.path]
         if ref_img.channel is not None:
             if array.ndim != 4 or array.shape[3] != len(case.images):
-                raise DataError(f"{ref_img.path}: expected a 4-D image with {len(case.images)} "
-                                f"modalities on the last axis, got shape {array.shape}")
+                raise DataError(
+                    f"{ref_img.path}: expected a 4-D image with {len(case.images)} "
+                    f"modalities on the last axis, got shape {array.shape}"
+                )
             array = array[..., ref_img.channel]
         elif array.ndim != 3:
             raise DataError(f"{ref_img.path}: expected a 3-D image, got shape {array.shape}")
         if not array.any():
             where = f" (channel {ref_img.channel})" if ref_img.channel is not None else ""
-            raise DataError(f"{ref_img.path}{where}: every voxel of case {case.case_id}'s {modality} image is zero; "
-                            "the file is empty or damaged")
+            raise DataError(
+                f"{ref_img.path}{where}: every voxel of case {case.case_id}'s {modality} image is zero; "
+                "the file is empty or damaged"
+            )
         if ref is None:
             ref = (str(ref_img.path), array.shape, affine)
         else:

@@ -17,11 +17,21 @@ The full student objective of the paper is ``L_seg + 0.5 L_rkd + 0.5 L_ckd``.
 """
 
 from pkd_lessons.losses.contrastive import contrastive_kd_loss, equidistant_loss, infonce_kd_loss, pairwise_sq_distances
-from pkd_lessons.losses.kdnet import feature_kl_loss, kdnet_loss
+from pkd_lessons.losses.kdnet import feature_kl_loss, kdnet_loss, kdnet_terms
 from pkd_lessons.losses.pixel import kd_loss, regularization_weights, regularized_kd_loss
 from pkd_lessons.losses.segmentation import class_weights, segmentation_loss
 
 __all__ = [
-    "class_weights", "contrastive_kd_loss", "equidistant_loss", "feature_kl_loss", "infonce_kd_loss", "kd_loss",
-    "kdnet_loss", "pairwise_sq_distances", "regularization_weights", "regularized_kd_loss", "segmentation_loss",
+    "class_weights",
+    "contrastive_kd_loss",
+    "equidistant_loss",
+    "feature_kl_loss",
+    "infonce_kd_loss",
+    "kd_loss",
+    "kdnet_loss",
+    "kdnet_terms",
+    "pairwise_sq_distances",
+    "regularization_weights",
+    "regularized_kd_loss",
+    "segmentation_loss",
 ]

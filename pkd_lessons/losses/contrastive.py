@@ -10,8 +10,10 @@ from pkd_lessons.losses.segmentation import full
 
 def _check_embeddings(student_emb: torch.Tensor, teacher_emb: torch.Tensor) -> None:
     if student_emb.ndim != 2 or student_emb.shape != teacher_emb.shape:
-        raise ValueError(f"embeddings must both be (B, D) of the same shape, got {tuple(student_emb.shape)} "
-                         f"and {tuple(teacher_emb.shape)}")
+        raise ValueError(
+            f"embeddings must both be (B, D) of the same shape, got {tuple(student_emb.shape)} "
+            f"and {tuple(teacher_emb.shape)}"
+        )
 
 
 def pairwise_sq_distances(student_emb: torch.Tensor, teacher_emb: torch.Tensor) -> torch.Tensor:
@@ -73,7 +75,7 @@ def equidistant_loss(batch_size: int, margin: float = 1.0) -> float:
     """
     if batch_size < 2 or margin <= 0:
         raise ValueError(f"batch_size must be at least 2 and margin positive, got {batch_size} and {margin}")
-    return margin ** 2 * (batch_size - 1) / batch_size ** 2
+    return margin**2 * (batch_size - 1) / batch_size**2
 
 
 def infonce_kd_loss(student_emb: torch.Tensor, teacher_emb: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:

@@ -10,9 +10,6 @@ divergence; KD-Net's own code differs in such details, hence "style".
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
-
-from pkd_lessons.losses.segmentation import full
 
 from pkd_lessons.losses.pixel import kd_loss
 
@@ -28,19 +25,57 @@ def feature_kl_loss(student_features: torch.Tensor, teacher_features: torch.Tens
         Scalar loss.
     """
     if student_features.shape != teacher_features.shape:
-        raise ValueError(f"bottleneck shapes differ: {tuple(student_features.shape)} vs "
-                         f"{tuple(teacher_features.shape)}")
-    log_s = F.log_softmax(full(student_features), dim=1)
-    log_t = F.log_softmax(full(teacher_features.detach()), dim=1)
-    return (log_t.exp() * (log_t - log_s)).sum(dim=1).mean()
+        raise ValueError(
+            f"bottleneck shapes differ: {tuple(student_features.shape)} vs {tuple(teacher_features.shape)}"
+        )
+    # the same KL as plain KD's at temperature 1 and without T^2, over channels instead of classes
+    return kd_loss(student_features, teacher_features, temperature=1.0, t2_scaling=False)
 
 
-def kdnet_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, student_features: torch.Tensor,
-               teacher_features: torch.Tensor, temperature: float = 4.0, output_weight: float = 1.0,
-               feature_weight: float = 1.0) -> torch.Tensor:
-    """KD-Net's distillation terms: ``a * L_kd(outputs, T) + b * L_KL(bottlenecks)``.
+def kdnet_terms(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    student_features: torch.Tensor,
+    teacher_features: torch.Tensor,
+    temperature: float = 4.0,
+    t2_scaling: bool = True,
+) -> dict[str, torch.Tensor]:
+    """KD-Net's two distillation terms, by the names the trainer logs them under.
+
+    ``{"pixel": L_kd(z_s, z_t, T), "image": KL(bottleneck_t || bottleneck_s)}``: plain KD on the
+    outputs (:func:`~pkd_lessons.losses.pixel.kd_loss`) and :func:`feature_kl_loss` on the
+    bottlenecks.
+
+    Args:
+        student_logits: ``(B, C, *S)``.
+        teacher_logits: ``(B, C, *S)`` (no gradient).
+        student_features: ``(B, F, *S')`` student bottleneck.
+        teacher_features: ``(B, F, *S')`` teacher bottleneck (no gradient).
+        temperature: KD temperature ``T``.
+        t2_scaling: multiply the output term by ``T^2``.
+
+    Returns:
+        The two scalar terms.
+    """
+    return {
+        "pixel": kd_loss(student_logits, teacher_logits, temperature, t2_scaling=t2_scaling),
+        "image": feature_kl_loss(student_features, teacher_features),
+    }
+
+
+def kdnet_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    student_features: torch.Tensor,
+    teacher_features: torch.Tensor,
+    temperature: float = 4.0,
+    output_weight: float = 1.0,
+    feature_weight: float = 1.0,
+    t2_scaling: bool = True,
+) -> torch.Tensor:
+    """KD-Net's distillation terms: ``a * L_kd(outputs, T) + b * L_KL(bottlenecks)`` (:func:`kdnet_terms`).
 
     The segmentation loss is added by the trainer, as for every student.
     """
-    return (output_weight * kd_loss(student_logits, teacher_logits, temperature)
-            + feature_weight * feature_kl_loss(student_features, teacher_features))
+    terms = kdnet_terms(student_logits, teacher_logits, student_features, teacher_features, temperature, t2_scaling)
+    return output_weight * terms["pixel"] + feature_weight * terms["image"]

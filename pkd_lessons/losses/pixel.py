@@ -16,12 +16,15 @@ STUDENT_PROB_FLOOR = 0.005  # the reference code clips the student's softened pr
 
 def _check_logits(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> None:
     if student_logits.shape != teacher_logits.shape:
-        raise ValueError(f"student and teacher logits differ in shape: {tuple(student_logits.shape)} "
-                         f"vs {tuple(teacher_logits.shape)}")
+        raise ValueError(
+            f"student and teacher logits differ in shape: {tuple(student_logits.shape)} "
+            f"vs {tuple(teacher_logits.shape)}"
+        )
 
 
-def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float,
-            t2_scaling: bool = True) -> torch.Tensor:
+def kd_loss(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float, t2_scaling: bool = True
+) -> torch.Tensor:
     """Plain knowledge distillation (Hinton et al., 2015), mean over voxels.
 
     ``L_kd = T^2 * mean_i KL(p_t^T || p_s^T) = T^2 * mean_i sum_c p_t^T log(p_t^T / p_s^T)``
@@ -46,13 +49,15 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperat
         raise ValueError(f"temperature must be positive, got {temperature}")
     log_ps = F.log_softmax(full(student_logits) / temperature, dim=1)
     log_pt = F.log_softmax(full(teacher_logits.detach()) / temperature, dim=1)
-    kl = (log_pt.exp() * (log_pt - log_ps)).sum(dim=1).mean()
+    # KL(p_t || p_s) per voxel: F.kl_div takes the student's log-probabilities first
+    kl = F.kl_div(log_ps, log_pt, reduction="none", log_target=True).sum(dim=1).mean()
     return kl * temperature**2 if t2_scaling else kl
 
 
 @torch.no_grad()
-def regularization_weights(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
-                           target: torch.Tensor) -> torch.Tensor:
+def regularization_weights(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, target: torch.Tensor
+) -> torch.Tensor:
     """The regularization factor of the paper's pixel-level loss, per voxel, without gradient.
 
     ``w_i = max(0, CE(y_i, p_s,i) - CE(y_i, p_t,i)) * [argmax_c p_t,ic == y_i]``
@@ -78,8 +83,9 @@ def regularization_weights(student_logits: torch.Tensor, teacher_logits: torch.T
     return torch.clamp(ce_s - ce_t, min=0.0) * teacher_right
 
 
-def regularized_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, target: torch.Tensor,
-                        temperature: float = 10.0) -> torch.Tensor:
+def regularized_kd_loss(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, target: torch.Tensor, temperature: float = 10.0
+) -> torch.Tensor:
     """The paper's pixel-level regularized distillation loss, as in the reference code.
 
     ``L_rkd = sum_i w_i l_i / sum_i w_i`` with

@@ -6,6 +6,10 @@ import torch
 import torch.nn.functional as F
 from monai.losses import DiceLoss
 
+#: Class-index dtypes every loss accepts (labels are stored as uint8, trained on as int64).
+INTEGER_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+
+
 def full(x: torch.Tensor) -> torch.Tensor:
     """``x`` in at least float32: losses are computed in full precision even under mixed precision
     (float64 inputs, as in gradient checks, stay float64)."""
@@ -14,8 +18,15 @@ def full(x: torch.Tensor) -> torch.Tensor:
 
 # The reference code's Dice: squared prediction in the denominator (``squared_pred``; the one-hot
 # target squared is itself), no smoothing in the numerator, 1e-7 in the denominator.
-_DICE = DiceLoss(include_background=True, to_onehot_y=True, softmax=True, batch=True, squared_pred=True,
-                 smooth_nr=0.0, smooth_dr=1e-7)
+_DICE = DiceLoss(
+    include_background=True,
+    to_onehot_y=True,
+    softmax=True,
+    batch=True,
+    squared_pred=True,
+    smooth_nr=0.0,
+    smooth_dr=1e-7,
+)
 CE_PROB_FLOOR = 0.005  # the reference code clips the probabilities of its cross-entropy here
 
 
@@ -92,7 +103,7 @@ def segmentation_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tenso
 
     Args:
         logits: ``(B, C, *S)``.
-        target: ``(B, *S)`` integer classes (int64, int32 or uint8).
+        target: ``(B, *S)`` integer classes (any of :data:`INTEGER_DTYPES`).
 
     Returns:
         Scalar loss.
@@ -102,7 +113,8 @@ def segmentation_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tenso
 
 def _check_pair(logits: torch.Tensor, target: torch.Tensor) -> None:
     if logits.ndim != target.ndim + 1 or logits.shape[0] != target.shape[0] or logits.shape[2:] != target.shape[1:]:
-        raise ValueError(f"logits (B, C, *S) and target (B, *S) do not match: {tuple(logits.shape)} "
-                         f"vs {tuple(target.shape)}")
-    if target.dtype not in (torch.int64, torch.int32, torch.uint8):
+        raise ValueError(
+            f"logits (B, C, *S) and target (B, *S) do not match: {tuple(logits.shape)} vs {tuple(target.shape)}"
+        )
+    if target.dtype not in INTEGER_DTYPES:
         raise ValueError(f"target must hold integer classes, got {target.dtype}")

@@ -4,5 +4,11 @@ from pkd_lessons.models.heads import ProjectionHead
 from pkd_lessons.models.teacher import AttentionFusion, MultimodalTeacher, early_fusion_teacher, student
 from pkd_lessons.models.unet import SegmentationNet
 
-__all__ = ["AttentionFusion", "MultimodalTeacher", "ProjectionHead", "SegmentationNet",
-           "early_fusion_teacher", "student"]
+__all__ = [
+    "AttentionFusion",
+    "MultimodalTeacher",
+    "ProjectionHead",
+    "SegmentationNet",
+    "early_fusion_teacher",
+    "student",
+]

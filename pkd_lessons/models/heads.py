@@ -43,14 +43,17 @@ class ProjectionHead(nn.Module):
             raise ValueError(f"input_size must be 2 or 3 positive sizes, got {input_size}")
         self.window = pooling_window(self.input_size)
         pooled = [s - w + 1 for s, w in zip(self.input_size, self.window)]
-        self.mlp = nn.Sequential(nn.Linear(self.in_channels * math.prod(pooled), hidden), nn.ReLU(inplace=True),
-                                 nn.Linear(hidden, out))
+        self.mlp = nn.Sequential(
+            nn.Linear(self.in_channels * math.prod(pooled), hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out)
+        )
 
     def pool(self, features: torch.Tensor) -> torch.Tensor:
         """``(B, C, *input_size)`` -> ``(B, C * prod(input_size - window + 1))``."""
         if tuple(features.shape[1:]) != (self.in_channels, *self.input_size):
-            raise ValueError(f"the projection head embeds ({self.in_channels}, "
-                             f"{', '.join(map(str, self.input_size))}) feature maps, got {tuple(features.shape[1:])}")
+            raise ValueError(
+                f"the projection head embeds ({self.in_channels}, "
+                f"{', '.join(map(str, self.input_size))}) feature maps, got {tuple(features.shape[1:])}"
+            )
         # A box filter is separable: one pass per axis gives the same average for a fraction of the
         # work of one pass with the whole window (a 120x120 window on a whole 240x240 slice).
         op = F.avg_pool2d if len(self.input_size) == 2 else F.avg_pool3d

@@ -39,14 +39,15 @@ class AttentionFusion(nn.Module):
 
     def __init__(self, spatial_dims: int, channels: int, modalities: int) -> None:
         super().__init__()
-        self.attention = Convolution(spatial_dims, channels * modalities, modalities, kernel_size=3,
-                                     norm=NORM, act="sigmoid", adn_ordering="NA")
+        self.attention = Convolution(
+            spatial_dims, channels * modalities, modalities, kernel_size=3, norm=NORM, act="sigmoid", adn_ordering="NA"
+        )
         self.project = general_conv(spatial_dims, channels * modalities, channels, kernel_size=1)
 
     def forward(self, features: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         stacked = torch.cat(list(features), dim=1)
         weights = self.attention(stacked)
-        weighted = torch.cat([f * weights[:, m:m + 1] for m, f in enumerate(features)], dim=1)
+        weighted = torch.cat([f * weights[:, m : m + 1] for m, f in enumerate(features)], dim=1)
         return self.project(weighted), weights
 
 
@@ -66,8 +67,14 @@ class MultimodalTeacher(nn.Module):
         ``(logits, features)`` as :class:`~pkd_lessons.models.unet.SegmentationNet`.
     """
 
-    def __init__(self, modalities: Sequence[str], num_classes: int, spatial_dims: int = 2,
-                 widths: Sequence[int] = (16, 32, 64, 128), dropout: float = DROPOUT) -> None:
+    def __init__(
+        self,
+        modalities: Sequence[str],
+        num_classes: int,
+        spatial_dims: int = 2,
+        widths: Sequence[int] = (16, 32, 64, 128),
+        dropout: float = DROPOUT,
+    ) -> None:
         super().__init__()
         _check_dims(spatial_dims)
         if len(modalities) < 2:
@@ -89,8 +96,9 @@ class MultimodalTeacher(nn.Module):
     def forward_all(self, x: torch.Tensor) -> dict[str, torch.Tensor | list[torch.Tensor]]:
         """Logits, last decoder features, bottleneck and the attention maps of every scale."""
         if x.ndim != self.spatial_dims + 2:
-            raise ValueError(f"expected a (B, C, ...) tensor with {self.spatial_dims} spatial axes, "
-                             f"got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"expected a (B, C, ...) tensor with {self.spatial_dims} spatial axes, got shape {tuple(x.shape)}"
+            )
         if x.shape[1] != len(self.modalities):
             raise ValueError(
                 f"the teacher needs all {len(self.modalities)} modalities ({', '.join(self.modalities)}) as "
@@ -98,31 +106,45 @@ class MultimodalTeacher(nn.Module):
                 "modality missing: that is what the unimodal student is for."
             )
         x, sizes = pad_to_multiple(x, self.multiple)
-        per_modality = [enc(x[:, m:m + 1]) for m, enc in enumerate(self.encoders)]
+        per_modality = [enc(x[:, m : m + 1]) for m, enc in enumerate(self.encoders)]
         fused, attention = [], []
         for scale, fusion in enumerate(self.fusions):
             f, a = fusion([feats[scale] for feats in per_modality])
             fused.append(f)
             attention.append(a)
         logits, last = self.decoder(fused)
-        return {"logits": crop_to(logits, sizes), "features": crop_to(last, sizes), "bottleneck": fused[-1],
-                "attention": [crop_to(a, tuple(-(-s // 2**i) for s in sizes)) for i, a in enumerate(attention)]}
+        return {
+            "logits": crop_to(logits, sizes),
+            "features": crop_to(last, sizes),
+            "bottleneck": fused[-1],
+            "attention": [crop_to(a, tuple(-(-s // 2**i) for s in sizes)) for i, a in enumerate(attention)],
+        }
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.forward_all(x)
         return out["logits"], out["features"]
 
 
-def early_fusion_teacher(modalities: Sequence[str], num_classes: int, spatial_dims: int = 2,
-                         widths: Sequence[int] = (16, 32, 64, 128), dropout: float = DROPOUT) -> SegmentationNet:
+def early_fusion_teacher(
+    modalities: Sequence[str],
+    num_classes: int,
+    spatial_dims: int = 2,
+    widths: Sequence[int] = (16, 32, 64, 128),
+    dropout: float = DROPOUT,
+) -> SegmentationNet:
     """The plain alternative: all modalities stacked as input channels of one U-Net."""
     net = SegmentationNet(len(modalities), num_classes, spatial_dims, widths, dropout)
     net.modalities = tuple(modalities)
     return net
 
 
-def student(num_classes: int, spatial_dims: int = 2, widths: Sequence[int] = (16, 32, 64, 128),
-            modality: str | None = None, dropout: float = DROPOUT) -> SegmentationNet:
+def student(
+    num_classes: int,
+    spatial_dims: int = 2,
+    widths: Sequence[int] = (16, 32, 64, 128),
+    modality: str | None = None,
+    dropout: float = DROPOUT,
+) -> SegmentationNet:
     """The unimodal student: the same backbone fed by one modality (one input channel).
 
     The reference code repeats the one modality into four channels; a one-channel first layer is the

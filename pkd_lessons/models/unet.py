@@ -33,14 +33,23 @@ ACT = ("leakyrelu", {"negative_slope": 0.2, "inplace": True})
 DROPOUT = 0.3  # the reference's dropout in every encoder stage
 
 
-def general_conv(spatial_dims: int, in_channels: int, out_channels: int, kernel_size: int = 3,
-                 stride: int = 1) -> Convolution:
+def general_conv(
+    spatial_dims: int, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1
+) -> Convolution:
     """The reference's ``general_conv``: convolution -> instance norm -> leaky ReLU 0.2.
 
     (The reference pads by reflection; MONAI's zero padding is kept here: see ``docs/fidelity.md``.)
     """
-    return Convolution(spatial_dims, in_channels, out_channels, strides=stride, kernel_size=kernel_size,
-                       act=ACT, norm=NORM, adn_ordering="NA")
+    return Convolution(
+        spatial_dims,
+        in_channels,
+        out_channels,
+        strides=stride,
+        kernel_size=kernel_size,
+        act=ACT,
+        norm=NORM,
+        adn_ordering="NA",
+    )
 
 
 def _check_dims(spatial_dims: int) -> None:
@@ -65,8 +74,16 @@ class Encoder(nn.Module):
         _check_dims(spatial_dims)
         chans = [in_channels, *widths]
         self.stages = nn.ModuleList(
-            UnetResBlock(spatial_dims, chans[i], chans[i + 1], kernel_size=3, stride=1 if i == 0 else 2,
-                         norm_name=NORM, act_name=ACT, dropout=dropout or None)
+            UnetResBlock(
+                spatial_dims,
+                chans[i],
+                chans[i + 1],
+                kernel_size=3,
+                stride=1 if i == 0 else 2,
+                norm_name=NORM,
+                act_name=ACT,
+                dropout=dropout or None,
+            )
             for i in range(len(widths))
         )
 
@@ -87,10 +104,12 @@ class UpBlock(nn.Module):
 
     def __init__(self, spatial_dims: int, in_channels: int, out_channels: int) -> None:
         super().__init__()
-        self.up = get_conv_layer(spatial_dims, in_channels, out_channels, kernel_size=2, stride=2,
-                                 conv_only=True, is_transposed=True)
-        self.block = UnetResBlock(spatial_dims, 2 * out_channels, out_channels, kernel_size=3, stride=1,
-                                  norm_name=NORM, act_name=ACT)
+        self.up = get_conv_layer(
+            spatial_dims, in_channels, out_channels, kernel_size=2, stride=2, conv_only=True, is_transposed=True
+        )
+        self.block = UnetResBlock(
+            spatial_dims, 2 * out_channels, out_channels, kernel_size=3, stride=1, norm_name=NORM, act_name=ACT
+        )
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         return self.block(torch.cat([self.up(x), skip], dim=1))
@@ -101,8 +120,7 @@ class Decoder(nn.Module):
 
     def __init__(self, spatial_dims: int, widths: Sequence[int], num_classes: int) -> None:
         super().__init__()
-        self.ups = nn.ModuleList(UpBlock(spatial_dims, widths[i], widths[i - 1])
-                                 for i in range(len(widths) - 1, 0, -1))
+        self.ups = nn.ModuleList(UpBlock(spatial_dims, widths[i], widths[i - 1]) for i in range(len(widths) - 1, 0, -1))
         self.head = UnetOutBlock(spatial_dims, widths[0], num_classes)
 
     def forward(self, features: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -144,8 +162,14 @@ class SegmentationNet(nn.Module):
         ``(B, widths[0], *S)``, which the contrastive loss embeds.
     """
 
-    def __init__(self, in_channels: int, num_classes: int, spatial_dims: int = 2,
-                 widths: Sequence[int] = (16, 32, 64, 128), dropout: float = DROPOUT) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        spatial_dims: int = 2,
+        widths: Sequence[int] = (16, 32, 64, 128),
+        dropout: float = DROPOUT,
+    ) -> None:
         super().__init__()
         _check_dims(spatial_dims)
         self.in_channels = in_channels
@@ -162,8 +186,10 @@ class SegmentationNet(nn.Module):
 
     def _check_input(self, x: torch.Tensor) -> None:
         if x.ndim != self.spatial_dims + 2:
-            raise ValueError(f"expected a (B, C, {'H, W' if self.spatial_dims == 2 else 'D, H, W'}) tensor, "
-                             f"got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"expected a (B, C, {'H, W' if self.spatial_dims == 2 else 'D, H, W'}) tensor, "
+                f"got shape {tuple(x.shape)}"
+            )
         if x.shape[1] != self.in_channels:
             raise ValueError(f"expected {self.in_channels} input channel(s), got {x.shape[1]}")
 

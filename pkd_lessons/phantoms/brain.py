@@ -31,22 +31,17 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from pkd_lessons.labels import BRATS
-from pkd_lessons.nifti import write_nifti
+from pkd_lessons.data.labels import BRATS
+from pkd_lessons.data.layouts import BRAIN_MODALITIES
+from pkd_lessons.data.nifti import write_nifti
 from pkd_lessons.phantoms.case import PhantomCase, scanner_units, vary_tissues
-from pkd_lessons.phantoms.fields import (
-    bias_field,
-    partial_volume_blur,
-    random_displacement,
-    rician_noise,
-    smooth_field,
-)
+from pkd_lessons.phantoms.fields import bias_field, partial_volume_blur, random_displacement, rician_noise, smooth_field
 from pkd_lessons.phantoms.mni import MNI_NOTICE, load_tissue_template
 from pkd_lessons.phantoms.raters import RaterModel
 from pkd_lessons.phantoms.signal import inversion_recovery, spin_echo, t1_with_contrast
 from pkd_lessons.phantoms.tumour import grow_tumour
 
-MODALITIES: tuple[str, ...] = ("flair", "t1", "t1ce", "t2")
+MODALITIES: tuple[str, ...] = BRAIN_MODALITIES
 
 #: Tissue properties: proton density (relative), T1 and T2 (ms), gadolinium uptake (mmol/l).
 TISSUES: dict[str, dict[str, float]] = {
@@ -98,9 +93,15 @@ class BrainPhantomConfig:
     noise: float = 0.04
     # Edges are diffuse for oedema on FLAIR, crisper for the core and crisp for the enhancing rim:
     # inter-rater Dice about 0.82 / 0.85 / 0.82 for WT / TC / ET (BraTS reports 0.74-0.85).
-    raters: RaterModel = field(default_factory=lambda: RaterModel(
-        habit_sd_mm=1.2, case_sd_mm=0.5, jitter_sd_mm=1.0, jitter_scale_mm=8.0,
-        region_scale=(("TC", 0.7), ("ET", 0.4))))
+    raters: RaterModel = field(
+        default_factory=lambda: RaterModel(
+            habit_sd_mm=1.2,
+            case_sd_mm=0.5,
+            jitter_sd_mm=1.0,
+            jitter_scale_mm=8.0,
+            region_scale=(("TC", 0.7), ("ET", 0.4)),
+        )
+    )
 
     def __post_init__(self) -> None:
         if not 0.5 <= self.voxel_mm <= 4.0:
@@ -128,8 +129,7 @@ def _anatomy(cfg: BrainPhantomConfig, rng: np.random.Generator):
     shape = tuple(int((n - 1) // s) + 1 for n in tpl.shape)
     spacing = (s, s, s)
     centre = (np.asarray(tpl.shape, dtype=np.float64) - 1) / 2
-    matrix = _rotation(np.deg2rad(rng.normal(0, cfg.rotation_deg, 3))) @ np.diag(
-        rng.normal(1.0, cfg.scale_sd, 3))
+    matrix = _rotation(np.deg2rad(rng.normal(0, cfg.rotation_deg, 3))) @ np.diag(rng.normal(1.0, cfg.scale_sd, 3))
     disp = random_displacement(shape, rng, spacing, cfg.deform_mm, cfg.deform_scale_mm) * s
     grid = np.stack(np.meshgrid(*[np.arange(n, dtype=np.float32) * s for n in shape], indexing="ij"))
     coords = np.tensordot(matrix, grid - centre[:, None, None, None], axes=1)
@@ -140,8 +140,13 @@ def _anatomy(cfg: BrainPhantomConfig, rng: np.random.Generator):
     return wm, gm, csf, affine, spacing
 
 
-def _tissue_signal(name: str, props: dict[str, float], modality: str,
-                   gd_scale: np.ndarray | float = 1.0, t2_scale: np.ndarray | float = 1.0) -> np.ndarray:
+def _tissue_signal(
+    name: str,
+    props: dict[str, float],
+    modality: str,
+    gd_scale: np.ndarray | float = 1.0,
+    t2_scale: np.ndarray | float = 1.0,
+) -> np.ndarray:
     seq = SEQUENCES[modality]
     t1 = props["t1"]
     t2 = props["t2"] * t2_scale
@@ -152,8 +157,9 @@ def _tissue_signal(name: str, props: dict[str, float], modality: str,
     return spin_echo(props["pd"], t1, t2, seq["tr"], seq["te"])
 
 
-def make_brain_case(seed: int, index: int, cfg: BrainPhantomConfig | None = None,
-                    habits: np.ndarray | None = None) -> BrainCase:
+def make_brain_case(
+    seed: int, index: int, cfg: BrainPhantomConfig | None = None, habits: np.ndarray | None = None
+) -> BrainCase:
     """Generate one brain case.
 
     Args:
@@ -179,14 +185,18 @@ def make_brain_case(seed: int, index: int, cfg: BrainPhantomConfig | None = None
     mask = ndimage.binary_fill_holes(brain > 0.5)
     images: dict[str, np.ndarray] = {}
     for modality in MODALITIES:
-        signal = healthy * (wm * _tissue_signal("wm", props["wm"], modality)
-                            + gm * _tissue_signal("gm", props["gm"], modality)
-                            + csf * _tissue_signal("csf", props["csf"], modality))
+        signal = healthy * (
+            wm * _tissue_signal("wm", props["wm"], modality)
+            + gm * _tissue_signal("gm", props["gm"], modality)
+            + csf * _tissue_signal("csf", props["csf"], modality)
+        )
         signal = signal + tumour.necrosis * _tissue_signal("necrosis", props["necrosis"], modality)
-        signal = signal + tumour.oedema * _tissue_signal("oedema", props["oedema"], modality,
-                                                         gd_scale=uptake, t2_scale=t2_var)
-        signal = signal + tumour.enhancing * _tissue_signal("enhancing", props["enhancing"], modality,
-                                                            gd_scale=uptake, t2_scale=t2_var)
+        signal = signal + tumour.oedema * _tissue_signal(
+            "oedema", props["oedema"], modality, gd_scale=uptake, t2_scale=t2_var
+        )
+        signal = signal + tumour.enhancing * _tissue_signal(
+            "enhancing", props["enhancing"], modality, gd_scale=uptake, t2_scale=t2_var
+        )
         signal = partial_volume_blur(signal, spacing, cfg.blur_fwhm_mm)
         signal = signal * bias_field(signal.shape, rng, spacing, cfg.bias)
         reference = float(_tissue_signal("wm", props["wm"], modality))
@@ -201,12 +211,12 @@ def make_brain_case(seed: int, index: int, cfg: BrainPhantomConfig | None = None
         "rater": rater,
         "centre_vox": list(tumour.centre_vox),
         "core_radius_mm": round(tumour.radius_mm, 2),
-        "volume_ml": {name: round(float(r.sum()) * voxel_ml, 2)
-                      for name, r in zip(BRATS.region_names, regions)},
+        "volume_ml": {name: round(float(r.sum()) * voxel_ml, 2) for name, r in zip(BRATS.region_names, regions)},
     }
     tissues = {"wm": wm * healthy, "gm": gm * healthy, "csf": csf * healthy}
-    return BrainCase(images, BRATS.from_classes(label_classes), BRATS.from_classes(truth_classes),
-                     affine, info, tissues)
+    return BrainCase(
+        images, BRATS.from_classes(label_classes), BRATS.from_classes(truth_classes), affine, info, tissues
+    )
 
 
 def rater_panel(seed: int, cfg: BrainPhantomConfig | None = None) -> np.ndarray:

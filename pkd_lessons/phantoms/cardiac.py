@@ -32,20 +32,19 @@ from pathlib import Path
 
 import numpy as np
 
-from pkd_lessons.labels import MYOPS
-from pkd_lessons.nifti import write_nifti
+from pkd_lessons.data.labels import MYOPS
+from pkd_lessons.data.layouts import HEART_MODALITIES, MYOPS_SUFFIX
+from pkd_lessons.data.nifti import write_nifti
 from pkd_lessons.phantoms.case import PhantomCase, scanner_units, vary_tissues
 from pkd_lessons.phantoms.fields import bias_field, partial_volume_blur, rician_noise
 from pkd_lessons.phantoms.raters import RaterModel
 from pkd_lessons.phantoms.signal import bssfp, inversion_recovery, null_time, spin_echo
 
 #: Modality names used by the loader, and MyoPS's file suffix of each.
-MODALITIES: tuple[str, ...] = ("bssfp", "lge", "t2")
-FILE_SUFFIX: dict[str, str] = {"bssfp": "C0", "lge": "DE", "t2": "T2"}
+MODALITIES: tuple[str, ...] = HEART_MODALITIES
 
 # Tissue index in the drawing (not the label): 0 air, then these.
-TISSUE_NAMES = ("air", "blood", "myocardium", "oedema", "scar", "fat", "muscle", "lung", "liver",
-                "bone")
+TISSUE_NAMES = ("air", "blood", "myocardium", "oedema", "scar", "fat", "muscle", "lung", "liver", "bone")
 #: pd (relative), t1 and t2 (ms) at 1.5 T, t1 after gadolinium (ms) for LGE.
 TISSUES: dict[str, dict[str, float]] = {
     "air": {"pd": 0.0, "t1": 1000.0, "t2": 10.0, "t1_gd": 1000.0},
@@ -96,8 +95,9 @@ class CardiacPhantomConfig:
     bias: float = 0.2
     noise: float = 0.03
     # Inter-rater Dice about 0.92 LV, 0.84 Myo, 0.93 RV, 0.78 oedema, 0.63 scar.
-    raters: RaterModel = field(default_factory=lambda: RaterModel(
-        habit_sd_mm=0.6, case_sd_mm=0.3, jitter_sd_mm=0.6, jitter_scale_mm=10.0))
+    raters: RaterModel = field(
+        default_factory=lambda: RaterModel(habit_sd_mm=0.6, case_sd_mm=0.3, jitter_sd_mm=0.6, jitter_scale_mm=10.0)
+    )
 
     def __post_init__(self) -> None:
         if self.size < 64:
@@ -113,8 +113,7 @@ def _harmonics(rng: np.random.Generator, amplitude: float, order: int = 4):
     """A smooth random function of angle: a few Fourier harmonics with decaying amplitude."""
     coef = rng.normal(0, 1, (order, 2)) / np.arange(1, order + 1)[:, None]
     coef *= amplitude / np.sqrt((coef**2).sum() / 2 + 1e-9)
-    return lambda phi: sum(a * np.cos((k + 1) * phi) + b * np.sin((k + 1) * phi)
-                           for k, (a, b) in enumerate(coef))
+    return lambda phi: sum(a * np.cos((k + 1) * phi) + b * np.sin((k + 1) * phi) for k, (a, b) in enumerate(coef))
 
 
 def _ellipse(x, y, cx, cy, rx, ry, angle=0.0):
@@ -230,8 +229,9 @@ def _signals(props: dict[str, dict[str, float]]) -> dict[str, np.ndarray]:
     }
 
 
-def make_cardiac_case(seed: int, index: int, cfg: CardiacPhantomConfig | None = None,
-                      habits: np.ndarray | None = None) -> CardiacCase:
+def make_cardiac_case(
+    seed: int, index: int, cfg: CardiacPhantomConfig | None = None, habits: np.ndarray | None = None
+) -> CardiacCase:
     """Generate one cardiac case.
 
     Args:
@@ -262,7 +262,7 @@ def make_cardiac_case(seed: int, index: int, cfg: CardiacPhantomConfig | None = 
         tissue, cls = _draw_slice(x, y, p, (z + 0.5) / (n_slices + 0.5))
         for m in MODALITIES:
             images[m][:, :, z] = tables[m][tissue].reshape(cfg.size, k, cfg.size, k).mean((1, 3))
-        truth[:, :, z] = cls[k // 2::k, k // 2::k]
+        truth[:, :, z] = cls[k // 2 :: k, k // 2 :: k]
     spacing = (cfg.pixel_mm, cfg.pixel_mm, cfg.slice_mm)
     out: dict[str, np.ndarray] = {}
     for m in MODALITIES:
@@ -280,8 +280,9 @@ def make_cardiac_case(seed: int, index: int, cfg: CardiacPhantomConfig | None = 
         "rater": rater,
         "slices": n_slices,
         "infarct": p["infarct"] is not None,
-        "area_cm2": {name: round(float(r.sum()) * area, 2)
-                     for name, r in zip(MYOPS.region_names, MYOPS.to_regions(truth))},
+        "area_cm2": {
+            name: round(float(r.sum()) * area, 2) for name, r in zip(MYOPS.region_names, MYOPS.to_regions(truth))
+        },
     }
     return CardiacCase(out, MYOPS.from_classes(label), MYOPS.from_classes(truth), affine, info)
 
@@ -301,7 +302,6 @@ def write_cardiac_case(case: CardiacCase, folder: Path, name: str) -> None:
     """Write one case in the MyoPS 2020 layout under ``folder`` (images in ``train25/``,
     labels in ``train25_myops_gd/``, clean truth beside the label as ``_gd_clean``)."""
     for m, volume in case.images.items():
-        write_nifti(volume, case.affine, folder / "train25" / f"{name}_{FILE_SUFFIX[m]}.nii.gz")
+        write_nifti(volume, case.affine, folder / "train25" / f"{name}_{MYOPS_SUFFIX[m]}.nii.gz")
     write_nifti(case.label.astype(np.int16), case.affine, folder / "train25_myops_gd" / f"{name}_gd.nii.gz")
-    write_nifti(case.truth.astype(np.int16), case.affine,
-                folder / "train25_myops_gd" / f"{name}_gd_clean.nii.gz")
+    write_nifti(case.truth.astype(np.int16), case.affine, folder / "train25_myops_gd" / f"{name}_gd_clean.nii.gz")

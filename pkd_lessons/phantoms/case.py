@@ -29,8 +29,9 @@ class PhantomCase:
     tissues: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
 
-def vary_tissues(table: dict[str, dict[str, float]], rng: np.random.Generator, sd: float,
-                 fixed: Iterable[str] = ()) -> dict[str, dict[str, float]]:
+def vary_tissues(
+    table: dict[str, dict[str, float]], rng: np.random.Generator, sd: float, fixed: Iterable[str] = ()
+) -> dict[str, dict[str, float]]:
     """Multiply every tissue property by ``exp(N(0, sd))``: no two patients are quite alike.
 
     Args:
@@ -40,12 +41,13 @@ def vary_tissues(table: dict[str, dict[str, float]], rng: np.random.Generator, s
         fixed: properties left as they are (e.g. contrast uptake, set by the lesion model).
     """
     fixed = set(fixed)
-    return {name: {k: v if k in fixed else v * float(np.exp(rng.normal(0.0, sd))) for k, v in props.items()}
-            for name, props in table.items()}
+    return {
+        name: {k: v if k in fixed else v * float(np.exp(rng.normal(0.0, sd))) for k, v in props.items()}
+        for name, props in table.items()
+    }
 
 
-def scanner_units(signal: np.ndarray, reference: float, rng: np.random.Generator,
-                  gain_sd: float = 0.2) -> np.ndarray:
+def scanner_units(signal: np.ndarray, reference: float, rng: np.random.Generator, gain_sd: float = 0.2) -> np.ndarray:
     """Scale a signal so that ``reference`` reads about 1000, with a random per-scan gain, as ``int16``.
 
     Real scanners store arbitrary units that differ between scans; this is why intensities are

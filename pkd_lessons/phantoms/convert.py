@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from pkd_lessons.atomic import atomic_dir, atomic_file
+from pkd_lessons.data.labels import BRATS, BRATS2023, MSD
 from pkd_lessons.data.layouts import BRAIN_MODALITIES, BRATS2023_NAMES, find_cases
-from pkd_lessons.labels import BRATS, BRATS2023, MSD
-from pkd_lessons.nifti import read_nifti, write_nifti
+from pkd_lessons.data.nifti import read_nifti, write_nifti
 
 
 def to_msd(brats_folder: str | os.PathLike, out: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -47,10 +47,14 @@ def to_msd(brats_folder: str | os.PathLike, out: str | os.PathLike, overwrite: b
             write_nifti(MSD.from_classes(BRATS.to_classes(label)), affine, tmp / "labelsTr" / name)
             entries.append({"image": f"./imagesTr/{name}", "label": f"./labelsTr/{name}"})
         meta = {
-            "name": "BRATS", "tensorImageSize": "4D",
+            "name": "BRATS",
+            "tensorImageSize": "4D",
             "modality": {"0": "FLAIR", "1": "T1w", "2": "t1gd", "3": "T2w"},
             "labels": {"0": "background", "1": "edema", "2": "non-enhancing tumor", "3": "enhancing tumour"},
-            "numTraining": len(entries), "numTest": 0, "training": entries, "test": [],
+            "numTraining": len(entries),
+            "numTest": 0,
+            "training": entries,
+            "test": [],
         }
         with atomic_file(tmp / "dataset.json") as path:
             path.write_text(json.dumps(meta, indent=1))

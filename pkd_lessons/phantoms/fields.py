@@ -45,16 +45,13 @@ def _spline_matrix(coarse: int, fine: int) -> np.ndarray:
     """Matrix mapping ``coarse`` spline nodes to ``fine`` points spread over nodes 1..coarse-2."""
     points = np.linspace(1.0, coarse - 2.0, fine)
     eye = np.eye(coarse)
-    return np.stack([ndimage.map_coordinates(eye[j], points[None], order=3, mode="nearest")
-                     for j in range(coarse)], axis=1)
+    return np.stack(
+        [ndimage.map_coordinates(eye[j], points[None], order=3, mode="nearest") for j in range(coarse)], axis=1
+    )
 
 
 def random_displacement(
-    shape: Sequence[int],
-    rng: np.random.Generator,
-    spacing_mm: Sequence[float],
-    amplitude_mm: float,
-    scale_mm: float,
+    shape: Sequence[int], rng: np.random.Generator, spacing_mm: Sequence[float], amplitude_mm: float, scale_mm: float
 ) -> np.ndarray:
     """Smooth random displacement field, in voxels of the output grid.
 
@@ -68,13 +65,14 @@ def random_displacement(
     Returns:
         ``(D, *shape)`` displacement in voxels.
     """
-    return np.stack([
-        smooth_field(shape, rng, spacing_mm, scale_mm) * (amplitude_mm / s) for s in spacing_mm
-    ])
+    return np.stack([smooth_field(shape, rng, spacing_mm, scale_mm) * (amplitude_mm / s) for s in spacing_mm])
 
 
 def bias_field(
-    shape: Sequence[int], rng: np.random.Generator, spacing_mm: Sequence[float], strength: float,
+    shape: Sequence[int],
+    rng: np.random.Generator,
+    spacing_mm: Sequence[float],
+    strength: float,
     scale_mm: float = 120.0,
 ) -> np.ndarray:
     """Multiplicative intensity inhomogeneity ``exp(strength * smooth field)``.

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from pkd_lessons.labels import LabelConvention
+from pkd_lessons.data.labels import LabelConvention
 from pkd_lessons.phantoms.fields import smooth_field
 
 
@@ -115,8 +115,10 @@ class RaterModel:
         box = tuple(slice(a, b) for a, b in zip(lo, hi))
         sub = classes[box]
         truth = [np.isin(sub, list(m)) for m in members]
-        delta = [shifts[i] + scale[i] * self.jitter_sd_mm * smooth_field(sub.shape, rng, spacing_mm, self.jitter_scale_mm)
-                 for i in range(len(names))]
+        delta = [
+            shifts[i] + scale[i] * self.jitter_sd_mm * smooth_field(sub.shape, rng, spacing_mm, self.jitter_scale_mm)
+            for i in range(len(names))
+        ]
         drawn: list[np.ndarray | None] = [None] * len(names)
         top = [i for i in range(len(names)) if parent[i] is None]
         energies = [signed_distance(~np.any([truth[i] for i in top], axis=0), spacing_mm)]

@@ -102,12 +102,20 @@ def check_replaceable(out: Path, overwrite: bool) -> None:
     if not (out.exists() or out.is_symlink()):
         return
     if out.is_dir() and not out.is_symlink() and not overwrite:
-        raise FileExistsError(f"{out} already exists; choose another folder or pass --overwrite to replace a "
-                              "phantom set")
-    if out.is_dir() and not out.is_symlink() and any(out.iterdir()) and read_manifest(out) is None \
-            and not (out / FOLDER_MARKER).is_file():
-        raise FileExistsError(f"{out}: not a phantom set written by pkd-lessons (no {MANIFEST}); --overwrite replaces "
-                              "phantom sets only, so this folder is left as it is")
+        raise FileExistsError(
+            f"{out} already exists; choose another folder or pass --overwrite to replace a phantom set"
+        )
+    if (
+        out.is_dir()
+        and not out.is_symlink()
+        and any(out.iterdir())
+        and read_manifest(out) is None
+        and not (out / FOLDER_MARKER).is_file()
+    ):
+        raise FileExistsError(
+            f"{out}: not a phantom set written by pkd-lessons (no {MANIFEST}); --overwrite replaces "
+            "phantom sets only, so this folder is left as it is"
+        )
     check_replaceable_dir(out, is_ours=lambda p: read_manifest(p) is not None)
 
 
@@ -121,8 +129,7 @@ def read_manifest(folder: str | os.PathLike) -> dict | None:
     return manifest if isinstance(manifest, dict) and "kind" in manifest else None
 
 
-def ensure_phantoms(kind: str, out: str | os.PathLike, cases: int, seed: int = 0,
-                    progress: bool = True) -> Path:
+def ensure_phantoms(kind: str, out: str | os.PathLike, cases: int, seed: int = 0, progress: bool = True) -> Path:
     """Return ``out`` holding a phantom set of this kind, seed and size, generating it if needed.
 
     An existing folder made with other settings is regenerated; a folder that is not a phantom set

@@ -22,9 +22,7 @@ def spin_echo(pd: ArrayLike, t1: ArrayLike, t2: ArrayLike, tr: float, te: float)
     return np.asarray(pd * (1.0 - np.exp(-tr / t1)) * np.exp(-te / t2))
 
 
-def inversion_recovery(
-    pd: ArrayLike, t1: ArrayLike, t2: ArrayLike, ti: float, tr: float, te: float
-) -> np.ndarray:
+def inversion_recovery(pd: ArrayLike, t1: ArrayLike, t2: ArrayLike, ti: float, tr: float, te: float) -> np.ndarray:
     """Magnitude inversion recovery: ``S = PD |1 - 2 exp(-TI/T1) + exp(-TR/T1)| exp(-TE/T2)``.
 
     A tissue is nulled when ``TI = T1 ln(2 / (1 + exp(-TR/T1)))``: FLAIR nulls CSF this way,

@@ -95,8 +95,9 @@ def grow_tumour(
     if len(candidates) == 0:
         candidates = np.argwhere(wm > 0.5)
     centre = candidates[rng.integers(len(candidates))]
-    grid = np.meshgrid(*[(np.arange(n, dtype=np.float32) - c) * s
-                         for n, c, s in zip(wm.shape, centre, spacing)], indexing="ij")
+    grid = np.meshgrid(
+        *[(np.arange(n, dtype=np.float32) - c) * s for n, c, s in zip(wm.shape, centre, spacing)], indexing="ij"
+    )
     dist = np.sqrt(sum(g * g for g in grid))
     edge = 0.5 * float(spacing.min())  # logistic width of a boundary, in mm
 
@@ -129,5 +130,11 @@ def grow_tumour(
     necrosis, oedema, enhancing = (m * near for m in (necrosis, oedema, enhancing))
     labels = np.zeros_like(labels)
     labels[box] = np.where(keep, sub, 0)
-    return Tumour(necrosis.astype(np.float32), oedema.astype(np.float32), enhancing.astype(np.float32),
-                  labels, tuple(int(c) for c in centre), float(r_core))
+    return Tumour(
+        necrosis.astype(np.float32),
+        oedema.astype(np.float32),
+        enhancing.astype(np.float32),
+        labels,
+        tuple(int(c) for c in centre),
+        float(r_core),
+    )

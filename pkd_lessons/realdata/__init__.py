@@ -9,6 +9,16 @@ from pkd_lessons.realdata.decathlon import TASK01, default_root, fetch_archive, 
 from pkd_lessons.realdata.transfer import DownloadError, download, file_md5
 
 __all__ = [
-    "CaseReport", "DownloadError", "FolderReport", "TASK01", "check_brats", "check_myops", "default_root",
-    "download", "fetch_archive", "fetch_task01", "file_md5", "is_complete",
+    "CaseReport",
+    "DownloadError",
+    "FolderReport",
+    "TASK01",
+    "check_brats",
+    "check_myops",
+    "default_root",
+    "download",
+    "fetch_archive",
+    "fetch_task01",
+    "file_md5",
+    "is_complete",
 ]

@@ -26,18 +26,23 @@ from pathlib import PurePosixPath
 import numpy as np
 from tqdm.auto import tqdm
 
-from pkd_lessons.data.layouts import BRAIN_MODALITIES, BRATS2023_NAMES
+from pkd_lessons.data.labels import BRATS, BRATS2023, MYOPS
+from pkd_lessons.data.layouts import BRAIN_MODALITIES, BRATS2023_NAMES, MYOPS_SUFFIX
 from pkd_lessons.data.volumes import AFFINE_TOLERANCE_MM
 from pkd_lessons.errors import DataError
 from pkd_lessons.realdata.sources import NiftiSource
 
 #: Label values by BraTS edition: enhancing tumour is 4 until 2021, 3 from 2023.
-BRATS_LABELS = {year: (0, 1, 2, 4) for year in range(2017, 2022)} | {2023: (0, 1, 2, 3)}
-MYOPS_LABELS = (0, 200, 500, 600, 1220, 2221)  # myocardium, LV, RV, oedema, scar
-MSCMRSEG_LABELS = (0, 200, 500, 600)  # myocardium, LV, RV
-HEART_SEQUENCES = {"C0": "bssfp", "DE": "lge", "T2": "t2"}
-NOT_COREGISTERED = ("MS-CMRSeg's sequences are not co-registered; pixel-level distillation needs MyoPS 2020 "
-                    "or a registration step first")
+BRATS_LABELS = {year: tuple(sorted(BRATS.values)) for year in range(2017, 2022)} | {
+    2023: tuple(sorted(BRATS2023.values))
+}
+MYOPS_LABELS = tuple(sorted(MYOPS.values))  # background, myocardium, LV, RV, oedema, scar
+MSCMRSEG_LABELS = (0, 200, 500, 600)  # MS-CMRSeg 2019: background, myocardium, LV, RV (MyoPS's values)
+HEART_SEQUENCES = {suffix: m for m, suffix in MYOPS_SUFFIX.items()}  # file suffix -> sequence
+NOT_COREGISTERED = (
+    "MS-CMRSeg's sequences are not co-registered; pixel-level distillation needs MyoPS 2020 "
+    "or a registration step first"
+)
 
 
 @dataclass
@@ -96,8 +101,15 @@ def _stem(name: str) -> str:
     return re.sub(r"\.nii(\.gz)?$", "", PurePosixPath(name).name)
 
 
-def _check_case(source: NiftiSource, report: CaseReport, expected_labels: tuple[int, ...],
-                images: list[str], label: str | None, same_grid: bool, deep: bool) -> dict:
+def _check_case(
+    source: NiftiSource,
+    report: CaseReport,
+    expected_labels: tuple[int, ...],
+    images: list[str],
+    label: str | None,
+    same_grid: bool,
+    deep: bool,
+) -> dict:
     """Read one case's files and add what is wrong to ``report``; returns ``{key: (shape, affine)}``."""
     grids = {}
     for key in [*images, *([label] if label else [])]:
@@ -116,8 +128,9 @@ def _check_case(source: NiftiSource, report: CaseReport, expected_labels: tuple[
         try:  # nibabel reads a file's header first and its data only now: a truncated file fails here
             data = np.asarray(img.dataobj, dtype=np.float32)
         except (EOFError, OSError, zlib.error, ValueError) as err:
-            report.problems.append(f"{key}: {source.where(name)}: data unreadable, truncated? "
-                                   f"({type(err).__name__}: {err})")
+            report.problems.append(
+                f"{key}: {source.where(name)}: data unreadable, truncated? ({type(err).__name__}: {err})"
+            )
             continue
         if key == label:
             values = np.unique(data)
@@ -137,22 +150,32 @@ def _check_case(source: NiftiSource, report: CaseReport, expected_labels: tuple[
         return grids
     ref_key = next(iter(grids))
     ref_shape, ref_affine = grids[ref_key]
-    differing = [k for k, (shape, affine) in grids.items()
-                 if shape != ref_shape or not np.allclose(affine, ref_affine, atol=AFFINE_TOLERANCE_MM)]
+    differing = [
+        k
+        for k, (shape, affine) in grids.items()
+        if shape != ref_shape or not np.allclose(affine, ref_affine, atol=AFFINE_TOLERANCE_MM)
+    ]
     if differing and same_grid:
         for k in differing:
             shape, affine = grids[k]
             what = f"shape {shape} vs {ref_shape}" if shape != ref_shape else "affine (position/orientation)"
             report.problems.append(f"{k}: {what} of {ref_key}; the files of a case must share one grid")
     elif differing:
-        report.notes.append("sequences on different grids (" + ", ".join(
-            f"{k} {grids[k][0]}" for k in grids) + ")")
+        report.notes.append("sequences on different grids (" + ", ".join(f"{k} {grids[k][0]}" for k in grids) + ")")
     return grids
 
 
-def _run(source: NiftiSource, dataset: str, groups: dict[str, dict[str, str]], required: list[str],
-         label_key: str | None, expected_labels: tuple[int, ...], same_grid: bool, deep: bool,
-         progress: bool) -> list[CaseReport]:
+def _run(
+    source: NiftiSource,
+    dataset: str,
+    groups: dict[str, dict[str, str]],
+    required: list[str],
+    label_key: str | None,
+    expected_labels: tuple[int, ...],
+    same_grid: bool,
+    deep: bool,
+    progress: bool,
+) -> list[CaseReport]:
     reports = []
     for case_id in tqdm(sorted(groups), desc=f"checking {dataset}", unit="case", disable=not progress):
         report = CaseReport(case_id, dict(groups[case_id]))
@@ -165,8 +188,9 @@ def _run(source: NiftiSource, dataset: str, groups: dict[str, dict[str, str]], r
     return reports
 
 
-def check_brats(path: str | os.PathLike, year: int = 2021, require_labels: bool = True, deep: bool = False,
-                progress: bool = True) -> FolderReport:
+def check_brats(
+    path: str | os.PathLike, year: int = 2021, require_labels: bool = True, deep: bool = False, progress: bool = True
+) -> FolderReport:
     """Check a BraTS download (folder, ``.zip`` or ``.tar``) case by case; nothing is written.
 
     Args:
@@ -195,8 +219,10 @@ def check_brats(path: str | os.PathLike, year: int = 2021, require_labels: bool 
                 folder = str(PurePosixPath(name).parent)
                 groups[f"{folder}/{m.group(1)}" if folder != "." else m.group(1)][keys[m.group(2)]] = name
         if not groups:
-            raise DataError(f"{path}: no BraTS {year} case found (expected CASE/CASE{sep}"
-                            f"{names['flair']}.nii.gz and the other modalities)")
+            raise DataError(
+                f"{path}: no BraTS {year} case found (expected CASE/CASE{sep}"
+                f"{names['flair']}.nii.gz and the other modalities)"
+            )
         groups = {k.split("/")[-1]: v for k, v in groups.items()} if _unique_tails(groups) else groups
         required = [*BRAIN_MODALITIES, *(["label"] if require_labels else [])]
         cases = _run(source, f"BraTS {year}", groups, required, "label", BRATS_LABELS[year], True, deep, progress)
@@ -208,8 +234,13 @@ def _unique_tails(groups: dict[str, dict]) -> bool:
     return len(set(tails)) == len(tails)
 
 
-def check_myops(path: str | os.PathLike, dataset: str = "myops", require_labels: bool = True, deep: bool = False,
-                progress: bool = True) -> FolderReport:
+def check_myops(
+    path: str | os.PathLike,
+    dataset: str = "myops",
+    require_labels: bool = True,
+    deep: bool = False,
+    progress: bool = True,
+) -> FolderReport:
     """Check a MyoPS 2020 or MS-CMRSeg 2019 download case by case; nothing is written.
 
     MyoPS 2020: ``*/myops_training_101_{C0,DE,T2}.nii.gz`` and a label ``*_gd.nii.gz`` anywhere
@@ -248,16 +279,19 @@ def check_myops(path: str | os.PathLike, dataset: str = "myops", require_labels:
                 key = f"{HEART_SEQUENCES[seq]} label"
             groups[m.group(1)][key] = name
         if not groups:
-            raise DataError(f"{path}: no {title} case found (expected CASE_C0.nii.gz, CASE_DE.nii.gz, CASE_T2.nii.gz"
-                            + (" and CASE_gd.nii.gz)" if myops else ")"))
+            raise DataError(
+                f"{path}: no {title} case found (expected CASE_C0.nii.gz, CASE_DE.nii.gz, CASE_T2.nii.gz"
+                + (" and CASE_gd.nii.gz)" if myops else ")")
+            )
         required = list(HEART_SEQUENCES.values()) + (["label"] if myops and require_labels else [])
         if myops:
             cases = _run(source, title, groups, required, "label", MYOPS_LABELS, True, deep, progress)
             notes = []
         else:
             cases = []
-            for case_id, files in tqdm(sorted(groups.items()), desc=f"checking {title}", unit="case",
-                                       disable=not progress):
+            for case_id, files in tqdm(
+                sorted(groups.items()), desc=f"checking {title}", unit="case", disable=not progress
+            ):
                 report = _check_mscmrseg_case(source, case_id, files, deep)
                 report.problems[:0] = [f"missing {k}" for k in required if k not in files]
                 cases.append(report)

@@ -32,11 +32,14 @@ def fetch_task01_main(argv: Sequence[str] | None = None, prog: str = "fetch_deca
     parser = argparse.ArgumentParser(
         prog=prog,
         description=f"Download the Medical Segmentation Decathlon's Task01_BrainTumour (about 7 GB, "
-                    f"{TASK01.licence}), check its MD5, extract it and check that every case loads. An interrupted "
-                    f"download resumes when run again; a finished one is not fetched again.")
-    parser.add_argument("--root", default=None,
-                        help=f"cache folder (default: $MONAI_DATA_DIRECTORY, else $PKD_LESSONS_DATA/real; now "
-                             f"{default_root()})")
+        f"{TASK01.licence}), check its MD5, extract it and check that every case loads. An interrupted "
+        f"download resumes when run again; a finished one is not fetched again.",
+    )
+    parser.add_argument(
+        "--root",
+        default=None,
+        help=f"cache folder (default: $MONAI_DATA_DIRECTORY, else $PKD_LESSONS_DATA/real; now {default_root()})",
+    )
     parser.add_argument("--keep-archive", action="store_true", help="keep the .tar after extracting it")
     parser.add_argument("--url", default=None, help=f"a mirror of the archive (default: MONAI's, {TASK01.url})")
     parser.add_argument("--md5", default=None, help=f"the mirror's MD5 if it differs (default: {TASK01.md5})")
@@ -64,7 +67,11 @@ def _checker_options(parser: argparse.ArgumentParser, unlabelled: str) -> argpar
     """The options both checkers share."""
     parser.add_argument("path", help="the folder or archive as downloaded")
     parser.add_argument("--no-labels", action="store_true", help=f"{unlabelled}: no label expected")
-    parser.add_argument("--deep", action="store_true", help="also read every image: finds truncated files, non-finite values and empty images (slow)")
+    parser.add_argument(
+        "--deep",
+        action="store_true",
+        help="also read every image: finds truncated files, non-finite values and empty images (slow)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -74,11 +81,13 @@ def check_brats_main(argv: Sequence[str] | None = None, prog: str = "check_brats
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Check a BraTS download (folder, .zip or .tar) case by case: the four modalities and the "
-                    "label present, one grid per case, label values of that year. Writes nothing.")
+        "label present, one grid per case, label values of that year. Writes nothing.",
+    )
     parser.add_argument("--year", type=int, default=2021, help="BraTS edition, 2017-2021 or 2023 (default 2021)")
     args = _checker_options(parser, "a validation set").parse_args(argv)
-    return _guard(parser.prog, lambda: _report(
-        check_brats(args.path, args.year, not args.no_labels, args.deep, not args.quiet)))
+    return _guard(
+        parser.prog, lambda: _report(check_brats(args.path, args.year, not args.no_labels, args.deep, not args.quiet))
+    )
 
 
 def check_myops_main(argv: Sequence[str] | None = None, prog: str = "check_myops.py") -> int:
@@ -87,17 +96,23 @@ def check_myops_main(argv: Sequence[str] | None = None, prog: str = "check_myops
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Check a MyoPS 2020 or MS-CMRSeg 2019 download (folder, .zip or .tar) case by case: bSSFP (C0), "
-                    f"LGE (DE) and T2 present, labels and their values, grids. Writes nothing. {NOT_COREGISTERED}.")
+        f"LGE (DE) and T2 present, labels and their values, grids. Writes nothing. {NOT_COREGISTERED}.",
+    )
     parser.add_argument("--dataset", choices=("myops", "mscmrseg"), default="myops", help="default: myops")
     args = _checker_options(parser, "a test set").parse_args(argv)
-    return _guard(parser.prog, lambda: _report(
-        check_myops(args.path, args.dataset, not args.no_labels, args.deep, not args.quiet)))
+    return _guard(
+        parser.prog,
+        lambda: _report(check_myops(args.path, args.dataset, not args.no_labels, args.deep, not args.quiet)),
+    )
 
 
 COMMANDS = {"fetch-task01": fetch_task01_main, "check-brats": check_brats_main, "check-myops": check_myops_main}
 #: ``pkd-lessons data ACTION DATASET ...``: the same commands under the package's own entry point.
-DATA_COMMANDS = {("fetch", "decathlon"): fetch_task01_main, ("check", "brats"): check_brats_main,
-                 ("check", "myops"): check_myops_main}
+DATA_COMMANDS = {
+    ("fetch", "decathlon"): fetch_task01_main,
+    ("check", "brats"): check_brats_main,
+    ("check", "myops"): check_myops_main,
+}
 
 
 def data_main(action: str, dataset: str, argv: Sequence[str]) -> int:
@@ -118,6 +133,7 @@ def data_main(action: str, dataset: str, argv: Sequence[str]) -> int:
         print(f"pkd-lessons data: error: no command {action} {dataset}; known: {known}", file=sys.stderr)
         return 2
     return command(list(argv), prog=f"pkd-lessons data {action} {dataset}")
+
 
 if __name__ == "__main__":  # pragma: no cover
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:

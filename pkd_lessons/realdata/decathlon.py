@@ -23,9 +23,9 @@ import tarfile
 import tempfile
 import zipfile
 import zlib
-from dataclasses import dataclass
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -35,7 +35,7 @@ from monai.apps.utils import extractall
 from pkd_lessons.atomic import atomic_file
 from pkd_lessons.data.layouts import find_cases
 from pkd_lessons.errors import DataError
-from pkd_lessons.profiles import default_data_root
+from pkd_lessons.lessons.profiles import default_data_root
 from pkd_lessons.realdata.transfer import check_md5, download
 
 TASK = "Task01_BrainTumour"
@@ -64,8 +64,12 @@ class Archive:
     licence: str
 
 
-TASK01 = Archive(TASK, DecathlonDataset.resource[TASK], DecathlonDataset.md5[TASK],
-                 "CC-BY-SA 4.0 (Medical Segmentation Decathlon, Simpson et al. 2019)")
+TASK01 = Archive(
+    TASK,
+    DecathlonDataset.resource[TASK],
+    DecathlonDataset.md5[TASK],
+    "CC-BY-SA 4.0 (Medical Segmentation Decathlon, Simpson et al. 2019)",
+)
 
 
 def default_root() -> Path:
@@ -117,8 +121,9 @@ def extract_checked(archive_path: Path, archive: Archive, root: Path, source: st
         except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, ValueError) as err:
             raise ArchiveError(f"{archive_path}: damaged or unsafe archive ({type(err).__name__}: {err})") from err
         except OSError as err:
-            raise DataError(f"{archive_path}: extraction failed ({err}); the archive is kept: free some space "
-                            "and run again") from err
+            raise DataError(
+                f"{archive_path}: extraction failed ({err}); the archive is kept: free some space and run again"
+            ) from err
         extracted = staging / archive.name
         if not extracted.is_dir():
             found = sorted(p.name for p in staging.iterdir())[:5]
@@ -129,19 +134,33 @@ def extract_checked(archive_path: Path, archive: Archive, root: Path, source: st
         except DataError as err:
             raise ArchiveError(f"{archive_path}: the extracted folder is not usable: {err}") from err
         with atomic_file(extracted / MARKER) as path:
-            path.write_text(json.dumps({
-                "archive": archive.name, "source": source, "md5": archive.md5, "cases": len(cases),
-                "layout": cases[0].layout, "macos_files_removed": forks,
-                "extracted": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            }, indent=1))
+            path.write_text(
+                json.dumps(
+                    {
+                        "archive": archive.name,
+                        "source": source,
+                        "md5": archive.md5,
+                        "cases": len(cases),
+                        "layout": cases[0].layout,
+                        "macos_files_removed": forks,
+                        "extracted": datetime.now(UTC).isoformat(timespec="seconds"),
+                    },
+                    indent=1,
+                )
+            )
         os.replace(extracted, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
 
 
-def fetch_archive(archive: Archive, root: str | os.PathLike | None = None, keep_archive: bool = False,
-                  progress: bool = True, timeout: float = 60.0) -> Path:
+def fetch_archive(
+    archive: Archive,
+    root: str | os.PathLike | None = None,
+    keep_archive: bool = False,
+    progress: bool = True,
+    timeout: float = 60.0,
+) -> Path:
     """Download, verify and extract ``archive`` into ``root`` unless it is there already.
 
     Args:
@@ -169,9 +188,11 @@ def fetch_archive(archive: Archive, root: str | os.PathLike | None = None, keep_
         if is_complete(target):
             return target
         if target.exists():
-            raise DataError(f"{target} exists but was not completed by this tool (no {MARKER}); if you extracted "
-                            "it yourself, pass that folder to the lessons directly, otherwise move it away and run "
-                            "again")
+            raise DataError(
+                f"{target} exists but was not completed by this tool (no {MARKER}); if you extracted "
+                "it yourself, pass that folder to the lessons directly, otherwise move it away and run "
+                "again"
+            )
         for stale in root.glob(f".{archive.name}.extracting-*"):  # left by a process that was killed
             shutil.rmtree(stale, ignore_errors=True)
         name = Path(urlparse(archive.url).path).name
@@ -208,8 +229,14 @@ def _exclusive(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def fetch_task01(root: str | os.PathLike | None = None, url: str | None = None, md5: str | None = None,
-                 keep_archive: bool = False, progress: bool = True, timeout: float = 60.0) -> Path:
+def fetch_task01(
+    root: str | os.PathLike | None = None,
+    url: str | None = None,
+    md5: str | None = None,
+    keep_archive: bool = False,
+    progress: bool = True,
+    timeout: float = 60.0,
+) -> Path:
     """Fetch the Decathlon's Task01_BrainTumour (484 labelled and 266 unlabelled cases,
     about 7 GB) with MONAI's address and MD5.
 
@@ -231,6 +258,5 @@ def fetch_task01(root: str | os.PathLike | None = None, url: str | None = None, 
     archive = TASK01
     md5 = check_md5(md5, "--md5")  # before anything is fetched; "" is an error, not the default
     if url is not None or md5 is not None:
-        archive = Archive(TASK, TASK01.url if url is None else url, TASK01.md5 if md5 is None else md5,
-                          TASK01.licence)
+        archive = Archive(TASK, TASK01.url if url is None else url, TASK01.md5 if md5 is None else md5, TASK01.licence)
     return fetch_archive(archive, root, keep_archive, progress, timeout)

@@ -45,13 +45,15 @@ class NiftiSource:
             names = [i.filename for i in self._zip.infolist() if not i.is_dir()]
         else:
             try:
-                self._tar = tarfile.open(self.path)
+                self._tar = tarfile.open(self.path)  # noqa: SIM115 (kept open across reads; closed by close())
                 # A compressed tar has no random access: every file read would decompress it again
                 # from the start (hours for a BraTS download).
                 if self._tar.fileobj is not None and type(self._tar.fileobj).__module__ in ("gzip", "bz2", "lzma"):
-                    raise DataError(f"{self.path}: a compressed .tar cannot be checked in place (each file would "
-                                    "decompress the archive again from its start); extract it, or check a .zip or "
-                                    "an uncompressed .tar")
+                    raise DataError(
+                        f"{self.path}: a compressed .tar cannot be checked in place (each file would "
+                        "decompress the archive again from its start); extract it, or check a .zip or "
+                        "an uncompressed .tar"
+                    )
                 self._members = {m.name: m for m in self._tar.getmembers() if m.isfile()}
             except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
                 self.close()
@@ -94,8 +96,17 @@ class NiftiSource:
             if name.endswith(".gz"):
                 raw = gzip.decompress(raw)
             return nib.Nifti1Image.from_bytes(raw)
-        except (EOFError, OSError, zlib.error, gzip.BadGzipFile, KeyError, tarfile.TarError, zipfile.BadZipFile,
-                nib.filebasedimages.ImageFileError, ValueError) as err:
+        except (
+            EOFError,
+            OSError,
+            zlib.error,
+            gzip.BadGzipFile,
+            KeyError,
+            tarfile.TarError,
+            zipfile.BadZipFile,
+            nib.filebasedimages.ImageFileError,
+            ValueError,
+        ) as err:
             raise DataError(f"{self.where(name)}: not a readable NIfTI file ({type(err).__name__}: {err})") from err
 
 

@@ -37,8 +37,17 @@ def file_md5(path: str | os.PathLike, progress: bool = False) -> str:
     """
     path = Path(path)
     digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as f, tqdm(total=path.stat().st_size, unit="B", unit_scale=True,
-                                     desc=f"md5 {path.name}", disable=not progress, leave=False) as bar:
+    with (
+        open(path, "rb") as f,
+        tqdm(
+            total=path.stat().st_size,
+            unit="B",
+            unit_scale=True,
+            desc=f"md5 {path.name}",
+            disable=not progress,
+            leave=False,
+        ) as bar,
+    ):
         for block in iter(lambda: f.read(CHUNK), b""):
             digest.update(block)
             bar.update(len(block))
@@ -61,8 +70,9 @@ def _open(url: str, offset: int, timeout: float):
     except urllib.error.HTTPError as err:
         if err.code == 416 and offset:
             return None  # the unfinished file already holds everything the server has
-        raise DownloadError(f"{url}: the server answered {err.code} {err.reason}; nothing was saved "
-                            "from this attempt") from err
+        raise DownloadError(
+            f"{url}: the server answered {err.code} {err.reason}; nothing was saved from this attempt"
+        ) from err
     except (urllib.error.URLError, OSError) as err:
         reason = getattr(err, "reason", err)
         raise DownloadError(f"{url}: cannot connect ({reason}); check the address and the network") from err
@@ -87,12 +97,15 @@ def _verify(part: Path, url: str, md5: str | None, progress: bool) -> None:
     actual = file_md5(part, progress)
     if actual != md5.lower():
         part.unlink(missing_ok=True)
-        raise DownloadError(f"{url}: checksum mismatch: expected md5 {md5.lower()}, got {actual}; the damaged "
-                            "download was removed, run again to fetch it afresh")
+        raise DownloadError(
+            f"{url}: checksum mismatch: expected md5 {md5.lower()}, got {actual}; the damaged "
+            "download was removed, run again to fetch it afresh"
+        )
 
 
-def download(url: str, dest: str | os.PathLike, md5: str | None = None, progress: bool = True,
-             timeout: float = 60.0) -> Path:
+def download(
+    url: str, dest: str | os.PathLike, md5: str | None = None, progress: bool = True, timeout: float = 60.0
+) -> Path:
     """Fetch ``url`` to ``dest``, resuming an earlier interrupted attempt.
 
     Args:
@@ -118,8 +131,10 @@ def download(url: str, dest: str | os.PathLike, md5: str | None = None, progress
     if dest.is_file():
         if md5 is not None and (actual := file_md5(dest, progress)) != md5:
             # Not ours to delete: a download only ever writes dest.part, so this file came from elsewhere.
-            raise DownloadError(f"{dest}: a file of this name is already there and is not the expected one (md5 "
-                                f"{actual}, expected {md5}); it was left as it is: move it away and run again")
+            raise DownloadError(
+                f"{dest}: a file of this name is already there and is not the expected one (md5 "
+                f"{actual}, expected {md5}); it was left as it is: move it away and run again"
+            )
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = part_path(dest)
@@ -130,34 +145,49 @@ def download(url: str, dest: str | os.PathLike, md5: str | None = None, progress
             if response.status == 206:
                 start = response.headers.get("Content-Range", "").split(" ")[-1].split("-")[0]
                 if start != str(offset):
-                    raise DownloadError(f"{url}: the server resumed at byte {start!r}, not {offset}; delete "
-                                        f"{part} and run again")
+                    raise DownloadError(
+                        f"{url}: the server resumed at byte {start!r}, not {offset}; delete {part} and run again"
+                    )
                 mode = "ab"
             else:  # 200: the server sent the whole file (ranges unsupported or nothing to resume)
                 offset, mode = 0, "wb"
             length = response.headers.get("Content-Length")
             total = offset + int(length) if length is not None else None
             received = offset
-            with open(part, mode) as f, tqdm(total=total, initial=offset, unit="B", unit_scale=True,
-                                             unit_divisor=1024, desc=dest.name, disable=not progress) as bar:
+            with (
+                open(part, mode) as f,
+                tqdm(
+                    total=total,
+                    initial=offset,
+                    unit="B",
+                    unit_scale=True,
+                    unit_divisor=1024,
+                    desc=dest.name,
+                    disable=not progress,
+                ) as bar,
+            ):
                 while True:
                     try:
                         block = response.read(CHUNK)
                     except (OSError, http.client.HTTPException) as err:
-                        raise DownloadError(f"{url}: transfer interrupted after {received} bytes ({err}); "
-                                            f"run again to resume from {part}") from err
+                        raise DownloadError(
+                            f"{url}: transfer interrupted after {received} bytes ({err}); "
+                            f"run again to resume from {part}"
+                        ) from err
                     if not block:
                         break
                     try:
                         f.write(block)
                     except OSError as err:
-                        raise DownloadError(f"{part}: cannot write ({err}); free some space and run again to "
-                                            "resume") from err
+                        raise DownloadError(
+                            f"{part}: cannot write ({err}); free some space and run again to resume"
+                        ) from err
                     received += len(block)
                     bar.update(len(block))
             if total is not None and received < total:
-                raise DownloadError(f"{url}: transfer interrupted after {received} of {total} bytes; run again "
-                                    f"to resume from {part}")
+                raise DownloadError(
+                    f"{url}: transfer interrupted after {received} of {total} bytes; run again to resume from {part}"
+                )
     if md5 is None:
         print(f"warning: no checksum given for {url}; the file's integrity is not verified")
     _verify(part, url, md5, progress)

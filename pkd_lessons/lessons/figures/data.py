@@ -49,12 +49,12 @@ def _outline(ax, regions: np.ndarray, names: Sequence[str], linestyle: str = "-"
     # Innermost regions first, so that an outer region's outline stays visible where they touch.
     for region, colour in reversed(list(zip(regions, REGION_COLOURS[: len(names)]))):
         if region.any():
-            ax.contour(region.astype(float), levels=[0.5], colors=[colour], linewidths=1.0,
-                       linestyles=linestyle)
+            ax.contour(region.astype(float), levels=[0.5], colors=[colour], linewidths=1.0, linestyles=linestyle)
 
 
-def show_modalities(volume: CaseVolume, index: int | None = None, axis: int = 2,
-                    outline: str | None = "truth", size: float = 2.6) -> plt.Figure:
+def show_modalities(
+    volume: CaseVolume, index: int | None = None, axis: int = 2, outline: str | None = "truth", size: float = 2.6
+) -> plt.Figure:
     """Every modality of a case at one slice, with the region outlines on top.
 
     Args:
@@ -78,16 +78,16 @@ def show_modalities(volume: CaseVolume, index: int | None = None, axis: int = 2,
         ax.set_title(name)
         ax.axis("off")
     if regions is not None:
-        handles = [plt.Line2D([], [], color=c, label=r)
-                   for r, c in zip(volume.convention.region_names, REGION_COLOURS)]
+        handles = [plt.Line2D([], [], color=c, label=r) for r, c in zip(volume.convention.region_names, REGION_COLOURS)]
         fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
     fig.suptitle(f"{volume.case_id}, slice {index}")
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     return fig
 
 
-def show_annotation_noise(volume: CaseVolume, index: int | None = None, axis: int = 2,
-                          modality: int = 0, size: float = 3.0) -> plt.Figure:
+def show_annotation_noise(
+    volume: CaseVolume, index: int | None = None, axis: int = 2, modality: int = 0, size: float = 3.0
+) -> plt.Figure:
     """The rater's label against the clean truth: where a human drew differently.
 
     Three panels: the truth's outlines, the rater's outlines, and the voxels where they disagree
@@ -109,8 +109,14 @@ def show_annotation_noise(volume: CaseVolume, index: int | None = None, axis: in
     diff[label[0] & ~truth[0]] = 1
     diff[truth[0] & ~label[0]] = 2
     axes[2].imshow(image, cmap="gray", origin="lower")
-    axes[2].imshow(np.ma.masked_equal(diff, 0), cmap=ListedColormap(["#ef233c", "#4361ee"]),
-                   vmin=1, vmax=2, origin="lower", interpolation="nearest")
+    axes[2].imshow(
+        np.ma.masked_equal(diff, 0),
+        cmap=ListedColormap(["#ef233c", "#4361ee"]),
+        vmin=1,
+        vmax=2,
+        origin="lower",
+        interpolation="nearest",
+    )
     axes[2].set_title(f"{names[0]}: where the rater differs")
     for ax in axes:
         ax.axis("off")
@@ -122,8 +128,9 @@ def show_annotation_noise(volume: CaseVolume, index: int | None = None, axis: in
     return fig
 
 
-def class_intensities(volumes: Sequence[CaseVolume], max_voxels: int = 20000,
-                      seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
+def class_intensities(
+    volumes: Sequence[CaseVolume], max_voxels: int = 20000, seed: int = 0
+) -> dict[str, dict[str, np.ndarray]]:
     """Normalised intensities of each class in each modality (a random sample per case).
 
     Healthy foreground voxels form the ``"healthy"`` class.
@@ -180,8 +187,14 @@ def separability(intensities: dict[str, dict[str, np.ndarray]], a: str, b: str) 
     return out
 
 
-def show_predictions(volume: CaseVolume, predictions: dict[str, np.ndarray], modality: str | None = None,
-                     index: int | None = None, axis: int = 2, size: float = 2.8) -> plt.Figure:
+def show_predictions(
+    volume: CaseVolume,
+    predictions: dict[str, np.ndarray],
+    modality: str | None = None,
+    index: int | None = None,
+    axis: int = 2,
+    size: float = 2.8,
+) -> plt.Figure:
     """The truth and each prediction outlined on one slice, side by side.
 
     Args:

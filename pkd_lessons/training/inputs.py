@@ -1,8 +1,14 @@
-"""Keep the accelerator fed: where the training tensors live and how a batch reaches the device.
+"""The input path of training: slices stacked in one tensor, placed once, drawn by index.
 
-A training step on a GPU takes a few milliseconds; assembling its batch on the CPU and copying it
-synchronously can take longer than that, and then the GPU waits. So the stacked training slices
-(:class:`~pkd_lessons.batches.SliceBank`, ``float16`` images, ``uint8`` labels) and the teacher's
+**Batches** (:class:`SliceBank`). Indexing one stacked tensor is much cheaper than a ``DataLoader``
+assembling dicts slice by slice, and it makes batch order a function of one random generator, so
+runs repeat exactly and resume exactly. The frozen teacher's outputs for the same slices can be
+cached once (:func:`teacher_cache`); :mod:`pkd_lessons.training.augment` transforms the images and
+the cached outputs together.
+
+**Placement** (:class:`BatchFeed`). A training step on a GPU takes a few milliseconds; assembling
+its batch on the CPU and copying it synchronously can take longer than that, and then the GPU
+waits. So the stacked training slices (``float16`` images, ``uint8`` labels) and the teacher's
 cached outputs are placed once:
 
 * ``"device"``: on the compute device, when they fit in a fraction of its free memory (always on
@@ -20,26 +26,165 @@ device.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
 
-from pkd_lessons.batches import SliceBank, TeacherOutputs
 from pkd_lessons.data.datasets import CropDataset
+from pkd_lessons.data.volumes import CaseVolume
+from pkd_lessons.training.config import PLACEMENTS
 
-PLACEMENTS = ("auto", "device", "pinned")
+
+@dataclass
+class SliceBank:
+    """Stacked 2D slices of a set of cases, zero-padded to one size.
+
+    Attributes:
+        images: ``(N, C, H, W)`` ``float16`` (normalised intensities), all modalities.
+        labels: ``(N, H, W)`` ``uint8`` annotation (rater's label) classes.
+        modalities: channel names.
+        origin: ``(N, 2)`` case index and slice index of each slice.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    modalities: tuple[str, ...]
+    origin: np.ndarray
+
+    @classmethod
+    def from_volumes(
+        cls,
+        volumes: Sequence[CaseVolume],
+        axis: int = 2,
+        min_foreground: float = 0.05,
+        multiple: int = 8,
+        target: str = "label",
+    ) -> SliceBank:
+        """Stack the slices (along ``axis``) whose foreground covers at least ``min_foreground``.
+
+        Slices are padded to a multiple of ``multiple`` (the networks' down-sampling factor), so that
+        the networks need no padding of their own and a flip of a slice flips its teacher outputs,
+        bottleneck included, exactly. ``target`` chooses what ``labels`` holds: ``"label"`` (the
+        annotation, what every method learns from) or ``"truth"`` (the clean truth: the positive control).
+
+        Raises:
+            ValueError: no volumes, volumes without labels, or modalities that differ between cases.
+        """
+        if not volumes:
+            raise ValueError("no training cases")
+        mods = volumes[0].modalities
+        if any(v.modalities != mods for v in volumes):
+            raise ValueError("all cases must have the same modalities")
+        if target not in ("label", "truth"):
+            raise ValueError(f"target must be 'label' or 'truth', got {target!r}")
+        if any(getattr(v, target) is None for v in volumes):
+            raise ValueError(
+                f"training needs a {target}; case(s) without: "
+                + ", ".join(v.case_id for v in volumes if getattr(v, target) is None)
+            )
+        planes = [tuple(np.delete(np.asarray(v.shape), axis)) for v in volumes]
+        h, w = (-(-max(p[i] for p in planes) // multiple) * multiple for i in range(2))
+        images, labels, origin = [], [], []
+        for c, v in enumerate(volumes):
+            keep = v.foreground_slices(axis, min_foreground)
+            img = np.moveaxis(v.image, axis + 1, 1)[:, keep]  # (C, n, a, b)
+            lab = np.moveaxis(getattr(v, target), axis, 0)[keep]  # (n, a, b)
+            pad = ((0, 0), (0, 0), (0, h - img.shape[2]), (0, w - img.shape[3]))
+            images.append(np.pad(img, pad).transpose(1, 0, 2, 3))
+            labels.append(np.pad(lab, pad[1:]))
+            origin += [(c, int(s)) for s in keep]
+        return cls(
+            torch.from_numpy(np.concatenate(images)).half(),
+            torch.from_numpy(np.concatenate(labels)).to(torch.uint8),
+            mods,
+            np.asarray(origin),
+        )
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def channels(self, modalities: Sequence[str]) -> list[int]:
+        """Indices of the given modalities."""
+        return [self.modalities.index(m) for m in modalities]
+
+
+@dataclass
+class TeacherOutputs:
+    """The frozen teacher's outputs for every slice of a :class:`SliceBank`.
+
+    Attributes:
+        logits: ``(N, K, H, W)`` ``float16``.
+        features: ``(N, C, H, W)`` ``float16`` last decoder features (what the projection head embeds;
+            spatial, so they are flipped and warped together with the slice).
+        bottleneck: ``(N, C', h, w)`` ``float16`` deepest features (used by KD-Net), or None.
+    """
+
+    logits: torch.Tensor
+    features: torch.Tensor
+    bottleneck: torch.Tensor | None
+
+
+@torch.no_grad()
+def teacher_cache(
+    teacher: nn.Module,
+    bank: SliceBank,
+    device: torch.device,
+    batch_size: int = 32,
+    bottleneck: bool = False,
+    autocast=None,
+    progress: bool = True,
+) -> TeacherOutputs:
+    """Run the frozen teacher once over every slice of ``bank``.
+
+    Args:
+        teacher: the teacher (its input channels are the bank's modalities).
+        bank: the training slices.
+        device: where to run.
+        batch_size: slices per forward pass.
+        bottleneck: also keep the bottleneck features (needed by KD-Net).
+        autocast: a precision context factory (``Precision.autocast``), or None.
+        progress: show a progress bar.
+
+    Returns:
+        :class:`TeacherOutputs` on the CPU.
+    """
+    teacher.eval()
+    logits, features, deep = [], [], []
+    for start in tqdm(
+        range(0, len(bank), batch_size), desc="teacher cache", unit="batch", disable=not progress, leave=False
+    ):
+        x = bank.images[start : start + batch_size].to(device).float()
+        with autocast(device) if autocast else torch.autocast(device.type, enabled=False):
+            out = teacher.forward_all(x)
+        logits.append(out["logits"].half().cpu())
+        features.append(out["features"].half().cpu())
+        if bottleneck:
+            deep.append(out["bottleneck"].half().cpu())
+    return TeacherOutputs(torch.cat(logits), torch.cat(features), torch.cat(deep) if bottleneck else None)
+
+
 #: Compute dtype of each entry, after the transfer.
-COMPUTE_DTYPES = {"images": torch.float32, "labels": torch.int64, "t_logits": torch.float32,
-                  "t_features": torch.float32, "t_bottleneck": torch.float32}
+COMPUTE_DTYPES = {
+    "images": torch.float32,
+    "labels": torch.int64,
+    "t_logits": torch.float32,
+    "t_features": torch.float32,
+    "t_bottleneck": torch.float32,
+}
 
 
 def _nbytes(tensors) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
-def choose_placement(nbytes: int, device: torch.device, request: str = "auto", headroom: float = 0.5,
-                     free_bytes: int | None = None) -> str:
+def choose_placement(
+    nbytes: int, device: torch.device, request: str = "auto", headroom: float = 0.5, free_bytes: int | None = None
+) -> str:
     """Where the training tensors go.
 
     Args:
@@ -85,9 +230,16 @@ class BatchFeed:
     placement: str
 
     @classmethod
-    def build(cls, bank: SliceBank, cached: TeacherOutputs | None, device: torch.device,
-              placement: str = "auto", bottleneck: bool = False, free_bytes: int | None = None,
-              features: bool = True) -> "BatchFeed":
+    def build(
+        cls,
+        bank: SliceBank,
+        cached: TeacherOutputs | None,
+        device: torch.device,
+        placement: str = "auto",
+        bottleneck: bool = False,
+        free_bytes: int | None = None,
+        features: bool = True,
+    ) -> BatchFeed:
         """Place a slice bank (and the teacher's cached outputs) for ``device``.
 
         Args:
@@ -159,16 +311,19 @@ class CropFeed:
     placement: str
 
     @classmethod
-    def build(cls, crops: CropDataset, device: torch.device, placement: str = "auto",
-              free_bytes: int | None = None) -> "CropFeed":
+    def build(
+        cls, crops: CropDataset, device: torch.device, placement: str = "auto", free_bytes: int | None = None
+    ) -> CropFeed:
         """Place the volumes of ``crops`` (see :func:`choose_placement`).
 
         Raises:
             ValueError: a volume without its label.
         """
         if any(v.label is None for v in crops.volumes):
-            raise ValueError("training needs labels; case(s) without: "
-                             + ", ".join(v.case_id for v in crops.volumes if v.label is None))
+            raise ValueError(
+                "training needs labels; case(s) without: "
+                + ", ".join(v.case_id for v in crops.volumes if v.label is None)
+            )
         images = [torch.from_numpy(v.image[ch]).half() for v, ch in zip(crops.volumes, crops.channels)]
         labels = [torch.from_numpy(v.label) for v in crops.volumes]
         where = choose_placement(_nbytes(images + labels), device, placement, free_bytes=free_bytes)

@@ -21,6 +21,7 @@ from pathlib import Path
 import nbformat
 
 from pkd_lessons.atomic import atomic_dir
+from pkd_lessons.markdown import markdown_table
 
 NBGRADER_SCHEMA = 3
 
@@ -71,16 +72,16 @@ def student_version(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     except ImportError as err:
         raise ImportError("writing student versions needs nbgrader: pip install 'pkd-lessons[course]'") from err
     notebook = nbformat.from_dict(notebook)  # a copy: the instructor version stays as it is
-    notebook.metadata.setdefault("kernelspec", {"name": "python3", "language": "python",
-                                                "display_name": "Python 3"})
+    notebook.metadata.setdefault("kernelspec", {"name": "python3", "language": "python", "display_name": "Python 3"})
     resources: dict = {}
     for preprocessor in (ClearSolutions(), ClearHiddenTests(), ClearOutput()):
         notebook, resources = preprocessor.preprocess(notebook, resources)
     return notebook
 
 
-def write_assignments(out: str | os.PathLike, notebooks: str | os.PathLike | None = None,
-                      overwrite: bool = False) -> list[Path]:
+def write_assignments(
+    out: str | os.PathLike, notebooks: str | os.PathLike | None = None, overwrite: bool = False
+) -> list[Path]:
     """Write the student version of every lesson into ``out`` (all or nothing).
 
     Args:
@@ -95,7 +96,7 @@ def write_assignments(out: str | os.PathLike, notebooks: str | os.PathLike | Non
         FileExistsError: ``out`` exists and ``overwrite`` is False.
         ImportError: nbgrader is not installed.
     """
-    from pkd_lessons.lessons import find_notebooks
+    from pkd_lessons.lessons.runner import find_notebooks
 
     written = []
     with atomic_dir(out, overwrite=overwrite) as tmp:
@@ -108,10 +109,16 @@ def write_assignments(out: str | os.PathLike, notebooks: str | os.PathLike | Non
 
 
 def _readme(paths: list[Path]) -> str:
-    lines = ["# Exercises: student versions", "",
-             "Each exercise ends with a check cell: run it after your answer; it fails until the answer is right.",
-             "Written answers are graded by hand.", "", "| lesson | exercise | kind | points |", "|---|---|---|---|"]
-    for path in paths:
-        for ex in exercises(nbformat.read(path, as_version=4), path.stem):
-            lines.append(f"| {path.stem} | {ex.title or ex.grade_id} | {ex.kind} | {ex.points:g} |")
-    return "\n".join(lines) + "\n"
+    lines = [
+        "# Exercises: student versions",
+        "",
+        "Each exercise ends with a check cell: run it after your answer; it fails until the answer is right.",
+        "Written answers are graded by hand.",
+        "",
+    ]
+    rows = [
+        [path.stem, ex.title or ex.grade_id, ex.kind, f"{ex.points:g}"]
+        for path in paths
+        for ex in exercises(nbformat.read(path, as_version=4), path.stem)
+    ]
+    return "\n".join(lines) + markdown_table(["lesson", "exercise", "kind", "points"], rows) + "\n"

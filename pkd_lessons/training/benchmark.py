@@ -28,7 +28,7 @@ import resource
 import tempfile
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
@@ -38,11 +38,13 @@ from monai.transforms import Resize
 from tqdm.auto import tqdm
 
 from pkd_lessons.atomic import atomic_file
-from pkd_lessons.config import TrainConfig
 from pkd_lessons.data import find_cases, load_cases
+from pkd_lessons.data.layouts import student_modality
 from pkd_lessons.data.volumes import CaseVolume
-from pkd_lessons.device import describe_device, pick_device, synchronize
-from pkd_lessons.train import Trainer, build_model, freeze
+from pkd_lessons.markdown import markdown_table
+from pkd_lessons.training.config import TrainConfig
+from pkd_lessons.training.device import describe_device, pick_device, synchronize
+from pkd_lessons.training.trainer import Trainer, build_model, freeze
 
 
 def resize_volume(volume: CaseVolume, size: int) -> CaseVolume:
@@ -55,8 +57,16 @@ def resize_volume(volume: CaseVolume, size: int) -> CaseVolume:
 
     image = np.asarray(smooth(volume.image), dtype=np.float32)
     mask = np.asarray(nearest(volume.mask[None].astype(np.float32)))[0] > 0.5
-    return CaseVolume(volume.case_id, volume.modalities, image, classes(volume.label), classes(volume.truth), mask,
-                      volume.affine, volume.convention)
+    return CaseVolume(
+        volume.case_id,
+        volume.modalities,
+        image,
+        classes(volume.label),
+        classes(volume.truth),
+        mask,
+        volume.affine,
+        volume.convention,
+    )
 
 
 def _timed(step, device: torch.device, warmup: int, steps: int) -> float:
@@ -78,12 +88,27 @@ def _peak_memory(device: torch.device) -> dict[str, float]:
     return {"peak_host_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def benchmark(methods: Sequence[str] = ("teacher", "baseline", "pkl"), data: str | Path | None = None,
-              cases: int = 4, size: int | None = None, batch_size: int = 16,
-              widths: Sequence[int] = (16, 32, 64, 128), steps: int = 10, warmup: int = 2, repeats: int = 3,
-              device: str = "auto",
-              amp: str = "auto", placement: str = "auto", compile: bool = False, channels_last: bool = True,
-              intensity: float = 0.1, affine: float = 10.0, seed: int = 0, progress: bool = True) -> dict:
+def benchmark(
+    methods: Sequence[str] = ("teacher", "baseline", "pkl"),
+    data: str | Path | None = None,
+    *,
+    cases: int = 4,
+    size: int | None = None,
+    batch_size: int = 16,
+    widths: Sequence[int] = (16, 32, 64, 128),
+    steps: int = 10,
+    warmup: int = 2,
+    repeats: int = 3,
+    device: str = "auto",
+    amp: str = "auto",
+    placement: str = "auto",
+    compile: bool = False,
+    channels_last: bool = True,
+    intensity: float = 0.1,
+    affine: float = 10.0,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
     """Measure the model step and the training step of each method.
 
     Args:
@@ -98,8 +123,8 @@ def benchmark(methods: Sequence[str] = ("teacher", "baseline", "pkl"), data: str
         warmup: untimed steps before each measurement.
         repeats: measurements of each of (a), (b) and (c), alternating; the fastest counts.
         device: ``"auto"`` or a device name.
-        amp: precision request (see :func:`~pkd_lessons.precision.choose_precision`).
-        placement: where the slices live (see :mod:`pkd_lessons.feed`).
+        amp: precision request (see :func:`~pkd_lessons.training.precision.choose_precision`).
+        placement: where the slices live (see :mod:`pkd_lessons.training.inputs`).
         compile: ``torch.compile`` the networks.
         channels_last: channels-last layout on CUDA.
         intensity: intensity augmentation of the timed training step.
@@ -120,14 +145,24 @@ def benchmark(methods: Sequence[str] = ("teacher", "baseline", "pkl"), data: str
         volumes = load_cases(find_cases(data)[:cases], progress=False)
     if size is not None:
         volumes = [resize_volume(v, size) for v in volumes]
-    base = {"modalities": volumes[0].modalities, "num_classes": volumes[0].convention.num_classes,
-            "widths": tuple(widths), "batch_size": batch_size, "steps": 2 * repeats * (warmup + steps) + 2, "amp": amp,
-            "placement": placement, "compile": compile, "channels_last": channels_last, "seed": seed,
-            "intensity": intensity, "affine": affine}
-    if volumes[0].convention.name == "myops":
-        base["modality"] = "lge"
-    teacher = freeze(build_model(TrainConfig(method="teacher", **base))) if set(methods) - {"teacher", "baseline"} \
-        else None
+    base = {
+        "modalities": volumes[0].modalities,
+        "num_classes": volumes[0].convention.num_classes,
+        "widths": tuple(widths),
+        "batch_size": batch_size,
+        "steps": 2 * repeats * (warmup + steps) + 2,
+        "amp": amp,
+        "placement": placement,
+        "compile": compile,
+        "channels_last": channels_last,
+        "seed": seed,
+        "intensity": intensity,
+        "affine": affine,
+    }
+    base["modality"] = student_modality(volumes[0].modalities)
+    teacher = (
+        freeze(build_model(TrainConfig(method="teacher", **base))) if set(methods) - {"teacher", "baseline"} else None
+    )
     results, sizes = {}, {}
     for method in tqdm(methods, desc="benchmark", unit="method", disable=not progress):
         cfg = TrainConfig(method=method, **base)
@@ -137,12 +172,12 @@ def benchmark(methods: Sequence[str] = ("teacher", "baseline", "pkl"), data: str
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(dev)
         trainer = Trainer(cfg, volumes, teacher if cfg.needs_teacher else None, device=dev, progress=False)
-        fixed = trainer._batch()
+        fixed = trainer.next_batch()
         model_s = train_s = pipeline_s = float("inf")
         for _ in range(repeats):
             model_s = min(model_s, _timed(partial(trainer.optimise, fixed), dev, warmup, steps))
             train_s = min(train_s, _timed(trainer.train_step, dev, warmup, steps))
-            pipeline_s = min(pipeline_s, _timed(trainer._batch, dev, warmup, steps))
+            pipeline_s = min(pipeline_s, _timed(trainer.next_batch, dev, warmup, steps))
         trainer.history  # noqa: B018 (reads the losses back, so that they were really computed)
         results[method] = {
             "model_step_slices_per_s": batch_size / model_s,
@@ -153,41 +188,75 @@ def benchmark(methods: Sequence[str] = ("teacher", "baseline", "pkl"), data: str
             "resident_data_mb": trainer.feed.nbytes / 2**20,
             **_peak_memory(dev),
         }
-        sizes = {"slice": list(trainer.bank.images.shape[2:]), "slices": len(trainer.bank),
-                 "dtype": trainer.precision.name, "channels_last": trainer.channels_last}
+        sizes = {
+            "slice": list(trainer.bank.images.shape[2:]),
+            "slices": len(trainer.bank),
+            "dtype": trainer.precision.name,
+            "channels_last": trainer.channels_last,
+        }
     if "baseline" in results:
         ref = results["baseline"]["train_step_slices_per_s"]
         for method, r in results.items():
             if method not in ("teacher", "baseline"):
                 r["overhead_vs_baseline"] = ref / r["train_step_slices_per_s"] - 1
     return {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "device": describe_device(dev), "device_type": dev.type, "torch": torch.__version__,
-        "python": platform.python_version(), "cpu_threads": torch.get_num_threads(),
-        "cases": len(volumes), "batch_size": batch_size, "widths": list(widths), "steps": steps,
-        "warmup": warmup, "repeats": repeats, "compile": compile, "augment": {"flip": True, "intensity": intensity, "affine": affine},
-        **sizes, "results": results,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "device": describe_device(dev),
+        "device_type": dev.type,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cpu_threads": torch.get_num_threads(),
+        "cases": len(volumes),
+        "batch_size": batch_size,
+        "widths": list(widths),
+        "steps": steps,
+        "warmup": warmup,
+        "repeats": repeats,
+        "compile": compile,
+        "augment": {"flip": True, "intensity": intensity, "affine": affine},
+        **sizes,
+        "results": results,
     }
 
 
-def to_markdown(report: dict) -> str:
+def benchmark_table(report: dict) -> str:
     """The benchmark as a Markdown table with a header line naming the device and sizes."""
-    lines = [f"{report['device']}, {report['dtype']}, slices {report['slice'][0]}x{report['slice'][1]}, "
-             f"batch {report['batch_size']}, widths {'/'.join(map(str, report['widths']))}, "
-             f"channels-last {'on' if report['channels_last'] else 'off'}, "
-             f"compile {'on' if report['compile'] else 'off'}, torch {report['torch']}, {report['date'][:10]}",
-             "",
-             "| method | (a) model step, slices/s | (b) training step, slices/s | (b)/(a) | (c) pipeline share | "
-             "vs baseline | data on | peak memory |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"{report['device']}, {report['dtype']}, slices {report['slice'][0]}x{report['slice'][1]}, "
+        f"batch {report['batch_size']}, widths {'/'.join(map(str, report['widths']))}, "
+        f"channels-last {'on' if report['channels_last'] else 'off'}, "
+        f"compile {'on' if report['compile'] else 'off'}, torch {report['torch']}, {report['date'][:10]}",
+        "",
+    ]
+    head = [
+        "method",
+        "(a) model step, slices/s",
+        "(b) training step, slices/s",
+        "(b)/(a)",
+        "(c) pipeline share",
+        "vs baseline",
+        "data on",
+        "peak memory",
+    ]
+    rows = []
     for method, r in report["results"].items():
         memory = r.get("peak_device_memory_mb")
         memory = f"{memory:.0f} MB (device)" if memory is not None else f"{r['peak_host_memory_mb']:.0f} MB (process)"
         overhead = f"{100 * r['overhead_vs_baseline']:+.0f} %" if "overhead_vs_baseline" in r else "-"
         share = f"{100 * r['pipeline_share']:.0f} %" if "pipeline_share" in r else "-"  # reports before (c) existed
-        lines.append(f"| {method} | {r['model_step_slices_per_s']:.1f} | {r['train_step_slices_per_s']:.1f} | "
-                     f"{r['ratio']:.2f} | {share} | {overhead} | {r['placement']} | {memory} |")
-    return "\n".join(lines)
+        rows.append(
+            [
+                method,
+                f"{r['model_step_slices_per_s']:.1f}",
+                f"{r['train_step_slices_per_s']:.1f}",
+                f"{r['ratio']:.2f}",
+                share,
+                overhead,
+                r["placement"],
+                memory,
+            ]
+        )
+    return "\n".join(lines) + "\n" + markdown_table(head, rows)
 
 
 def save_report(report: dict, path: str | Path) -> Path:

@@ -19,8 +19,8 @@ as in the reference code. In 2D its outputs are computed once for the training s
 
 The input path is built for accelerators: the training slices and cached teacher outputs live on
 the GPU when they fit (pinned host memory with asynchronous copies otherwise,
-:mod:`pkd_lessons.feed`), batches are augmented there (:mod:`pkd_lessons.augment`), the networks
-run channels-last in bf16/fp16 (:mod:`pkd_lessons.precision`), optionally compiled, and a step never
+:mod:`pkd_lessons.training.inputs`), batches are augmented there (:mod:`pkd_lessons.training.augment`), the networks
+run channels-last in bf16/fp16 (:mod:`pkd_lessons.training.precision`), optionally compiled, and a step never
 waits for the host: loss values are collected on the device and read back only when the history,
 a progress display or a checkpoint needs them.
 """
@@ -43,25 +43,18 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from pkd_lessons.atomic import atomic_file, check_writable_folder
-from pkd_lessons.augment import BatchAugment, random_crops
-from pkd_lessons.batches import SliceBank, TeacherOutputs, teacher_cache
-from pkd_lessons.checkpoint import check_compatible, fingerprint, load_checkpoint, save_checkpoint
-from pkd_lessons.config import TrainConfig
 from pkd_lessons.data.datasets import CropDataset
 from pkd_lessons.data.volumes import CaseVolume
-from pkd_lessons.device import pick_device, synchronize
 from pkd_lessons.errors import DataError, TrainingError
-from pkd_lessons.evaluate import validation_dice
-from pkd_lessons.feed import BatchFeed, CropFeed
-from pkd_lessons.losses import (
-    contrastive_kd_loss,
-    feature_kl_loss,
-    kd_loss,
-    regularized_kd_loss,
-    segmentation_loss,
-)
+from pkd_lessons.evaluation.prediction import validation_dice
+from pkd_lessons.losses import contrastive_kd_loss, kd_loss, kdnet_terms, regularized_kd_loss, segmentation_loss
 from pkd_lessons.models import MultimodalTeacher, ProjectionHead, early_fusion_teacher, student
-from pkd_lessons.precision import choose_precision
+from pkd_lessons.training.augment import BatchAugment, random_crops
+from pkd_lessons.training.checkpoint import check_compatible, fingerprint, load_checkpoint, save_checkpoint
+from pkd_lessons.training.config import TrainConfig
+from pkd_lessons.training.device import pick_device, synchronize
+from pkd_lessons.training.inputs import BatchFeed, CropFeed, SliceBank, TeacherOutputs, teacher_cache
+from pkd_lessons.training.precision import choose_precision
 
 
 def build_model(cfg: TrainConfig) -> nn.Module:
@@ -109,9 +102,17 @@ class Trainer:
         validation: cases scored every ``cfg.validate_every`` steps (never trained on).
     """
 
-    def __init__(self, cfg: TrainConfig, volumes: list[CaseVolume], teacher: nn.Module | None = None,
-                 device: str | torch.device = "auto", progress: bool = True, teacher_id: str | None = None,
-                 cache_dir: str | os.PathLike | None = None, validation: list[CaseVolume] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        volumes: list[CaseVolume],
+        teacher: nn.Module | None = None,
+        device: str | torch.device = "auto",
+        progress: bool = True,
+        teacher_id: str | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        validation: list[CaseVolume] | None = None,
+    ) -> None:
         self.cfg = cfg
         self.device = pick_device(device) if isinstance(device, str) else device
         self.precision = choose_precision(self.device.type, cfg.amp)
@@ -160,13 +161,20 @@ class Trainer:
         self.augment = BatchAugment(cfg.flip, cfg.intensity, cfg.affine)
         self._cached: TeacherOutputs | None = None
         if cfg.spatial_dims == 2:
-            self.bank = SliceBank.from_volumes(volumes, multiple=2 ** (len(cfg.widths) - 1),
-                                               target="truth" if cfg.train_on == "truth" else "label")
+            self.bank = SliceBank.from_volumes(
+                volumes, multiple=2 ** (len(cfg.widths) - 1), target="truth" if cfg.train_on == "truth" else "label"
+            )
             self._inputs = self.bank.channels(cfg.input_modalities)
             if self.teacher is not None and cfg.cache_teacher:
                 self._cached = self._teacher_cache(cache_dir)
-            self.feed = BatchFeed.build(self.bank, self._cached, self.device, cfg.placement,
-                                        bottleneck=cfg.method == "kdnet", features=cfg.method in ("ckd", "pkl"))
+            self.feed = BatchFeed.build(
+                self.bank,
+                self._cached,
+                self.device,
+                cfg.placement,
+                bottleneck=cfg.method == "kdnet",
+                features=cfg.method in ("ckd", "pkl"),
+            )
             if self.feed.placement == "pinned":  # keep one host copy: the pinned one
                 self.bank.images, self.bank.labels = self.feed.tensors["images"], self.feed.tensors["labels"]
                 if self._cached is not None:
@@ -199,8 +207,9 @@ class Trainer:
         """
         if cache_dir is None or self.teacher_id is None:
             return self._compute_teacher_outputs()
-        key = hashlib.sha256(json.dumps([self.teacher_id, self.case_ids, self.data_id,
-                                         self.bank.images.shape[2:], "features"]).encode())
+        key = hashlib.sha256(
+            json.dumps([self.teacher_id, self.case_ids, self.data_id, self.bank.images.shape[2:], "features"]).encode()
+        )
         name = f"teacher-outputs-{key.hexdigest()[:16]}.pt"
         places = [Path(cache_dir), fallback_cache_dir()]
         for folder in places:
@@ -220,9 +229,14 @@ class Trainer:
         return cached
 
     def _compute_teacher_outputs(self) -> TeacherOutputs:
-        return teacher_cache(self.teacher, self.bank, self.device, bottleneck=True,
-                             autocast=self.precision.autocast if self.precision.dtype else None,
-                             progress=self.progress)
+        return teacher_cache(
+            self.teacher,
+            self.bank,
+            self.device,
+            bottleneck=True,
+            autocast=self.precision.autocast if self.precision.dtype else None,
+            progress=self.progress,
+        )
 
     def _read_teacher_outputs(self, path: Path) -> TeacherOutputs | None:
         """Stored teacher outputs that fit this run, or None (missing, damaged or another shape)."""
@@ -232,8 +246,9 @@ class Trainer:
             stored = torch.load(path, weights_only=True)
             outputs = TeacherOutputs(**stored)
         except Exception as err:  # noqa: BLE001 (torch raises many kinds for a damaged file)
-            warnings.warn(f"{path}: damaged teacher-output cache ({type(err).__name__}); computing it again",
-                          stacklevel=3)
+            warnings.warn(
+                f"{path}: damaged teacher-output cache ({type(err).__name__}); computing it again", stacklevel=3
+            )
             return None
         n, h, w = len(self.bank), *self.bank.images.shape[2:]
         if not isinstance(outputs.logits, torch.Tensor):
@@ -244,7 +259,7 @@ class Trainer:
         return outputs
 
     # -- data ------------------------------------------------------------------------------------
-    def _batch(self) -> dict[str, torch.Tensor]:
+    def next_batch(self) -> dict[str, torch.Tensor]:
         """The next batch on the device (images of all modalities, labels, cached teacher outputs), augmented."""
         cfg = self.cfg
         if cfg.spatial_dims == 3:
@@ -274,8 +289,11 @@ class Trainer:
             images = images.contiguous(memory_format=torch.channels_last)
         with torch.no_grad(), self.precision.autocast(self.device):
             full = self.teacher.forward_all(images)
-        return {"logits": full["logits"].float(), "features": full["features"].float(),
-                "bottleneck": full["bottleneck"].float()}
+        return {
+            "logits": full["logits"].float(),
+            "features": full["features"].float(),
+            "bottleneck": full["bottleneck"].float(),
+        }
 
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Every loss term of the method on one batch (on the trainer's device)."""
@@ -299,8 +317,16 @@ class Trainer:
                 emb_t = self.heads["teacher"](t["features"])
                 terms["image"] = contrastive_kd_loss(emb_s, emb_t, cfg.margin)
             if cfg.method == "kdnet":
-                terms["pixel"] = kd_loss(out["logits"], t["logits"], cfg.temperature, t2_scaling=cfg.kd_t2)
-                terms["image"] = feature_kl_loss(out["bottleneck"].float(), t["bottleneck"])
+                terms.update(
+                    kdnet_terms(
+                        out["logits"],
+                        t["logits"],
+                        out["bottleneck"].float(),
+                        t["bottleneck"],
+                        cfg.temperature,
+                        t2_scaling=cfg.kd_t2,
+                    )
+                )
         total = terms["seg"]
         if "pixel" in terms:
             total = total + cfg.pixel_weight * terms["pixel"]
@@ -317,7 +343,7 @@ class Trainer:
         """
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(self.step)
-        terms = self.optimise(self._batch())
+        terms = self.optimise(self.next_batch())
         self.step += 1
         values = {k: v.detach() for k, v in terms.items()}
         self._pending.append((tuple(values), torch.stack([v.float() for v in values.values()])))
@@ -374,11 +400,14 @@ class Trainer:
                 good, self._pending = self._pending[:i], []  # the error is raised once
                 self._record(good)  # the steps before it stay in the history
                 self.diverged = first + i + 1
-                raise TrainingError(f"step {first + i + 1} of {self.cfg.method}: loss term {', '.join(bad)}: "
-                                    "training stopped (a lower --lr, another seed or checking the data may help)")
+                raise TrainingError(
+                    f"step {first + i + 1} of {self.cfg.method}: loss term {', '.join(bad)}: "
+                    "training stopped (a lower --lr, another seed or checking the data may help)"
+                )
 
-    def fit(self, until: int | None = None, checkpoint: str | os.PathLike | None = None,
-            checkpoint_every: int = 0) -> dict[str, list[float]]:
+    def fit(
+        self, until: int | None = None, checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 0
+    ) -> dict[str, list[float]]:
         """Train up to step ``until`` (default: the config's ``steps``).
 
         Args:
@@ -417,8 +446,10 @@ class Trainer:
                 elapsed = time.perf_counter() - start
                 self.samples_per_second = (self.step - first) * self.cfg.batch_size / max(elapsed, 1e-9)
                 values = {k: float(v) for k, v in values.items()}  # waits for the device, every 10 steps
-                bar.set_postfix({k: f"{v:.3f}" for k, v in values.items() if k != "loss"}
-                                | {"loss": f"{values['loss']:.3f}", "img/s": f"{self.samples_per_second:.0f}"})
+                bar.set_postfix(
+                    {k: f"{v:.3f}" for k, v in values.items() if k != "loss"}
+                    | {"loss": f"{values['loss']:.3f}", "img/s": f"{self.samples_per_second:.0f}"}
+                )
             bar.update(1)
             every = self.cfg.validate_every
             if self.validation and every and (self.step % every == 0 or self.step == self.cfg.steps):
@@ -437,23 +468,29 @@ class Trainer:
         try:
             self.save(path)
         except OSError as err:
-            rescue = Path(tempfile.gettempdir()) / (f"pkd-lessons-rescued-{self.cfg.method}-s{self.cfg.seed}-"
-                                                    f"step{self.step}-{os.getpid()}.pt")
+            rescue = Path(tempfile.gettempdir()) / (
+                f"pkd-lessons-rescued-{self.cfg.method}-s{self.cfg.seed}-step{self.step}-{os.getpid()}.pt"
+            )
             try:
                 self.save(rescue)
             except OSError:
-                raise DataError(f"{path}: cannot write the checkpoint ({err.strerror or err}), nor a copy in "
-                                f"{rescue.parent}; the run is lost") from err
-            raise DataError(f"{path}: cannot write the checkpoint ({err.strerror or err}); the run was saved to "
-                            f"{rescue} instead: move it to {path} once there is room, and use it from there "
-                            "(or continue it with --resume)") from err
+                raise DataError(
+                    f"{path}: cannot write the checkpoint ({err.strerror or err}), nor a copy in "
+                    f"{rescue.parent}; the run is lost"
+                ) from err
+            raise DataError(
+                f"{path}: cannot write the checkpoint ({err.strerror or err}); the run was saved to "
+                f"{rescue} instead: move it to {path} once there is room, and use it from there "
+                "(or continue it with --resume)"
+            ) from err
         self.saved = (Path(path), self.step)
 
     def validate(self) -> dict[str, float]:
         """Score the validation cases now (Dice per region inside the brain) and add it to the history
         as ``val_step`` and ``val_<region>``."""
-        dice = validation_dice(self.model, self.cfg, self.validation, self.device,
-                               self.precision if self.precision.dtype else None)
+        dice = validation_dice(
+            self.model, self.cfg, self.validation, self.device, self.precision if self.precision.dtype else None
+        )
         self._history["val_step"].append(float(self.step))
         for region, value in dice.items():
             self._history[f"val_{region}"].append(value)
@@ -494,8 +531,10 @@ class Trainer:
         params = [p.detach() for p in [*self.model.parameters(), *self.heads.parameters()]]
         if params and not bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):
             self.diverged = self.step
-            raise TrainingError(f"step {self.step} of {self.cfg.method}: the weights are no longer finite "
-                                f"(NaN or infinite) although the loss was; {path} not written")
+            raise TrainingError(
+                f"step {self.step} of {self.cfg.method}: the weights are no longer finite "
+                f"(NaN or infinite) although the loss was; {path} not written"
+            )
         return save_checkpoint(state, path)
 
     def load_state(self, state: dict, path: str | os.PathLike = "checkpoint") -> None:
@@ -508,11 +547,14 @@ class Trainer:
         if state.get("cases") != self.case_ids:
             raise DataError(f"{path}: checkpoint was trained on other cases than this run's")
         if state.get("data") not in (None, self.data_id):  # None: written before data were fingerprinted
-            raise DataError(f"{path}: checkpoint was trained on other data under the same case identifiers "
-                            "(the images or labels differ); start a new run folder")
+            raise DataError(
+                f"{path}: checkpoint was trained on other data under the same case identifiers "
+                "(the images or labels differ); start a new run folder"
+            )
         if self.cfg.needs_teacher and state.get("teacher") != self.teacher_id:
-            raise DataError(f"{path}: checkpoint was distilled from another teacher "
-                            f"({state.get('teacher')} vs {self.teacher_id})")
+            raise DataError(
+                f"{path}: checkpoint was distilled from another teacher ({state.get('teacher')} vs {self.teacher_id})"
+            )
         self.model.load_state_dict(state["model"])
         self.heads.load_state_dict(state["heads"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -527,7 +569,7 @@ class Trainer:
         self._history = defaultdict(list, {k: list(v) for k, v in state["history"].items()})
         self._pending.clear()
 
-    def resume(self, path: str | os.PathLike) -> "Trainer":
+    def resume(self, path: str | os.PathLike) -> Trainer:
         """Load a checkpoint written by this run's :meth:`save` (see :meth:`load_state`)."""
         self.load_state(load_checkpoint(path, map_location="cpu"), path)
         self.resumed_from = (Path(path), self.step)
@@ -554,10 +596,18 @@ def data_fingerprint(volumes: list[CaseVolume]) -> str:
     return h.hexdigest()[:16]
 
 
-def train(cfg: TrainConfig, volumes: list[CaseVolume], teacher_checkpoint: str | os.PathLike | None = None,
-          out: str | os.PathLike | None = None, device: str = "auto", progress: bool = True,
-          resume: bool = False, checkpoint_every: int = 0, cache_dir: str | os.PathLike | None = None,
-          validation: list[CaseVolume] | None = None) -> Trainer:
+def train(
+    cfg: TrainConfig,
+    volumes: list[CaseVolume],
+    teacher_checkpoint: str | os.PathLike | None = None,
+    out: str | os.PathLike | None = None,
+    device: str = "auto",
+    progress: bool = True,
+    resume: bool = False,
+    checkpoint_every: int = 0,
+    cache_dir: str | os.PathLike | None = None,
+    validation: list[CaseVolume] | None = None,
+) -> Trainer:
     """Train one run end to end; the convenience the lessons and the command line use.
 
     Args:
@@ -582,8 +632,9 @@ def train(cfg: TrainConfig, volumes: list[CaseVolume], teacher_checkpoint: str |
         TrainingError: a loss that is not finite; the last good checkpoint is kept.
     """
     if teacher_checkpoint is not None and not cfg.needs_teacher:
-        raise ValueError(f"method {cfg.method!r} does not learn from a teacher; drop the teacher checkpoint "
-                         f"({teacher_checkpoint})")
+        raise ValueError(
+            f"method {cfg.method!r} does not learn from a teacher; drop the teacher checkpoint ({teacher_checkpoint})"
+        )
     if out is not None:
         check_writable_folder(out, "run folder")  # before any work, not after it
     teacher, teacher_id = None, None
@@ -594,19 +645,33 @@ def train(cfg: TrainConfig, volumes: list[CaseVolume], teacher_checkpoint: str |
         if teacher_cfg.is_student:
             raise DataError(f"{teacher_checkpoint}: this is a student ({teacher_cfg.method}), not a teacher")
         if teacher_cfg.modalities != cfg.modalities or teacher_cfg.spatial_dims != cfg.spatial_dims:
-            raise DataError(f"{teacher_checkpoint}: teacher sees {teacher_cfg.modalities} in "
-                            f"{teacher_cfg.spatial_dims}D; this run needs {cfg.modalities} in {cfg.spatial_dims}D")
+            raise DataError(
+                f"{teacher_checkpoint}: teacher sees {teacher_cfg.modalities} in "
+                f"{teacher_cfg.spatial_dims}D; this run needs {cfg.modalities} in {cfg.spatial_dims}D"
+            )
         if cfg.method == "kdnet" and tuple(teacher_cfg.widths) != tuple(cfg.widths):
-            raise DataError(f"{teacher_checkpoint}: KD-Net matches bottlenecks, so teacher and student need the "
-                            f"same widths ({teacher_cfg.widths} vs {cfg.widths})")
+            raise DataError(
+                f"{teacher_checkpoint}: KD-Net matches bottlenecks, so teacher and student need the "
+                f"same widths ({teacher_cfg.widths} vs {cfg.widths})"
+            )
         if cfg.method in ("ckd", "pkl") and teacher_cfg.widths[0] != cfg.widths[0]:
-            raise DataError(f"{teacher_checkpoint}: the contrastive loss needs the same first width "
-                            f"({teacher_cfg.widths[0]} vs {cfg.widths[0]})")
+            raise DataError(
+                f"{teacher_checkpoint}: the contrastive loss needs the same first width "
+                f"({teacher_cfg.widths[0]} vs {cfg.widths[0]})"
+            )
         teacher_id = fingerprint(state)
     if cache_dir is None and teacher_checkpoint is not None:
         cache_dir = Path(teacher_checkpoint).parent
-    trainer = Trainer(cfg, volumes, teacher, device=device, progress=progress, teacher_id=teacher_id,
-                      cache_dir=cache_dir, validation=validation)
+    trainer = Trainer(
+        cfg,
+        volumes,
+        teacher,
+        device=device,
+        progress=progress,
+        teacher_id=teacher_id,
+        cache_dir=cache_dir,
+        validation=validation,
+    )
     path = Path(out) / "checkpoint.pt" if out else None
     if resume and path is not None and path.is_file():
         trainer.resume(path)

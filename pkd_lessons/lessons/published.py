@@ -5,9 +5,13 @@ They come from other people's experiments on real data and are labelled as such 
 
 from __future__ import annotations
 
+from pkd_lessons.markdown import markdown_table
+
 BRATS2018_REIMPLEMENTATION: dict = {
-    "source": ("BraTS 2018, re-implementation by the ProtoKD authors (arXiv 2303.09830), "
-               "split 200/28/57 cases, student modality T1ce"),
+    "source": (
+        "BraTS 2018, re-implementation by the ProtoKD authors (arXiv 2303.09830), "
+        "split 200/28/57 cases, student modality T1ce"
+    ),
     "metric": "Dice (%)",
     "regions": ("WT", "TC", "ET"),
     "rows": {
@@ -23,7 +27,5 @@ BRATS2018_REIMPLEMENTATION: dict = {
 def published_markdown(table: dict = BRATS2018_REIMPLEMENTATION) -> str:
     """The published table as Markdown, with its source above it."""
     cols = [*table["regions"], "mean"]
-    lines = [f"*From elsewhere: {table['source']}; {table['metric']}.*", "",
-             "| method | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
-    lines += [f"| {name} | " + " | ".join(f"{row[c]:.1f}" for c in cols) + " |" for name, row in table["rows"].items()]
-    return "\n".join(lines)
+    rows = [[name, *(f"{row[c]:.1f}" for c in cols)] for name, row in table["rows"].items()]
+    return f"*From elsewhere: {table['source']}; {table['metric']}.*\n\n" + markdown_table(["method", *cols], rows)

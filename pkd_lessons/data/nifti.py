@@ -42,13 +42,22 @@ def read_nifti(path: str | os.PathLike, dtype: type = np.float32) -> tuple[np.nd
         if not shape or min(shape) < 1:
             raise DataError(f"{path}: the header gives an empty image (shape {shape})")
         if np.prod(shape, dtype=np.float64) > MAX_VOXELS:
-            raise DataError(f"{path}: the header gives {'x'.join(map(str, shape))} voxels, more than any MRI "
-                            f"volume ({MAX_VOXELS:,} at most); the file is damaged or not an MRI image")
+            raise DataError(
+                f"{path}: the header gives {'x'.join(map(str, shape))} voxels, more than any MRI "
+                f"volume ({MAX_VOXELS:,} at most); the file is damaged or not an MRI image"
+            )
         array = np.asarray(img.dataobj, dtype=dtype)
     except DataError:
         raise
-    except (EOFError, OSError, zlib.error, gzip.BadGzipFile, nib.filebasedimages.ImageFileError,
-            ValueError, MemoryError) as err:
+    except (
+        EOFError,
+        OSError,
+        zlib.error,
+        gzip.BadGzipFile,
+        nib.filebasedimages.ImageFileError,
+        ValueError,
+        MemoryError,
+    ) as err:
         raise DataError(f"{path}: not a readable NIfTI file ({type(err).__name__}: {err})") from err
     if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
         bad = int((~np.isfinite(array)).sum())

@@ -20,6 +20,7 @@ import numpy as np
 from scipy import stats
 
 from pkd_lessons.atomic import atomic_file
+from pkd_lessons.markdown import markdown_table
 
 
 def long_rows(records: Sequence[dict], metric: str = "dice") -> list[dict]:
@@ -28,8 +29,16 @@ def long_rows(records: Sequence[dict], metric: str = "dice") -> list[dict]:
     for rec in records:
         for case, regions in rec["cases"].items():
             for region, values in regions.items():
-                rows.append({"run": rec.get("run", rec["method"]), "method": rec["method"], "seed": rec["seed"],
-                             "case": case, "region": region, "value": float(values[metric])})
+                rows.append(
+                    {
+                        "run": rec.get("run", rec["method"]),
+                        "method": rec["method"],
+                        "seed": rec["seed"],
+                        "case": case,
+                        "region": region,
+                        "value": float(values[metric]),
+                    }
+                )
     return rows
 
 
@@ -38,16 +47,23 @@ def _ci(diffs: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
     mean = float(np.mean(diffs))
     if len(diffs) < 2:
         return mean, float("nan"), float("nan")
-    half = float(stats.t.ppf(0.5 + level / 2, len(diffs) - 1) * np.std(diffs, ddof=1) / np.sqrt(len(diffs)))
-    return mean, mean - half, mean + half
+    if np.ptp(diffs) == 0:  # no spread: the t statistic is undefined, the interval a point
+        return mean, mean, mean
+    low, high = stats.ttest_1samp(diffs, 0.0).confidence_interval(level)
+    return mean, float(low), float(high)
 
 
-def summarize(records: Sequence[dict], baseline: str | None = "baseline", metric: str = "dice",
-              over: str = "cases", level: float = 0.95) -> list[dict]:
+def summarize(
+    records: Sequence[dict],
+    baseline: str | None = "baseline",
+    metric: str = "dice",
+    over: str = "cases",
+    level: float = 0.95,
+) -> list[dict]:
     """One row per method and region.
 
     Args:
-        records: metrics records from :func:`~pkd_lessons.evaluate.evaluate` (several seeds per method).
+        records: metrics records from :func:`~pkd_lessons.evaluation.prediction.evaluate` (several seeds per method).
         baseline: method the others are compared with (None: no comparison).
         metric: ``"dice"`` or ``"hd95"``.
         over: pair the differences over ``"cases"`` or ``"seeds"``.
@@ -72,9 +88,17 @@ def summarize(records: Sequence[dict], baseline: str | None = "baseline", metric
     for method, regions in table.items():
         for region, seeds in regions.items():
             seed_means = np.array([np.mean(list(cases.values())) for cases in seeds.values()])
-            row = {"method": method, "region": region, "seeds": len(seeds), "mean": float(seed_means.mean()),
-                   "sd": float(seed_means.std(ddof=1)) if len(seeds) > 1 else float("nan"),
-                   "diff": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "n": 0}
+            row = {
+                "method": method,
+                "region": region,
+                "seeds": len(seeds),
+                "mean": float(seed_means.mean()),
+                "sd": float(seed_means.std(ddof=1)) if len(seeds) > 1 else float("nan"),
+                "diff": float("nan"),
+                "ci_low": float("nan"),
+                "ci_high": float("nan"),
+                "n": 0,
+            }
             if baseline is not None and method != baseline:
                 base = table[baseline][region]
                 if over == "cases":
@@ -93,7 +117,7 @@ def summarize(records: Sequence[dict], baseline: str | None = "baseline", metric
     return out
 
 
-def to_markdown(rows: Sequence[dict], scale: float = 100.0, baseline: str = "baseline", digits: int = 1) -> str:
+def summary_table(rows: Sequence[dict], scale: float = 100.0, baseline: str = "baseline", digits: int = 1) -> str:
     """A Markdown table: mean ± sd per region, and the difference from the baseline with its CI.
 
     Dice is shown in percent (``scale=100``); use ``scale=1`` for HD95 in mm.
@@ -106,7 +130,7 @@ def to_markdown(rows: Sequence[dict], scale: float = 100.0, baseline: str = "bas
     head = ["method", "seeds"] + [f"{g} mean ± sd" for g in regions]
     if compared:
         head += [f"{g} Δ vs {baseline} [95% CI over cases]" for g in regions]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    table = []
     for m in methods:
         cells = [m, str(by[(m, regions[0])]["seeds"])]
         for g in regions:
@@ -115,8 +139,8 @@ def to_markdown(rows: Sequence[dict], scale: float = 100.0, baseline: str = "bas
         for g in regions if compared else ():
             r = by[(m, g)]
             cells.append("" if np.isnan(r["diff"]) else f"{f(r['diff'])} [{f(r['ci_low'])}, {f(r['ci_high'])}]")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        table.append(cells)
+    return markdown_table(head, table)
 
 
 def plot_summary(rows: Sequence[dict], scale: float = 100.0, ylabel: str = "Dice (%)") -> plt.Figure:
@@ -150,7 +174,7 @@ def save_results(rows: Sequence[dict], out: str | os.PathLike, stem: str = "resu
     with atomic_file(paths["json"]) as tmp:
         tmp.write_text(json.dumps(list(rows), indent=1))
     with atomic_file(paths["md"]) as tmp:
-        tmp.write_text(to_markdown(rows, **markdown_kw) + "\n")
+        tmp.write_text(summary_table(rows, **markdown_kw) + "\n")
     fig = plot_summary(rows)
     with atomic_file(paths["png"]) as tmp:
         fig.savefig(tmp, dpi=90, bbox_inches="tight")

@@ -3,10 +3,10 @@
 The quick profile trains what a CPU can afford in a lesson; the ``reference`` profile trains every
 method (and the positive control) for longer on the same phantom data, split and networks. Its
 metrics, validation curves and provenance (commit, command, device, date, duration) are stored in
-``pkd_lessons/reference/brain.json``, and lessons 03-06 show them beside their own numbers
+``pkd_lessons/lessons/reference_brain.json``, and lessons 03-06 show them beside their own numbers
 as "what longer training gives". One command regenerates the file::
 
-    pkd-lessons reference --out pkd_lessons/reference/brain.json
+    pkd-lessons reference --out pkd_lessons/lessons/reference_brain.json
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pkd_lessons.atomic import atomic_file
 
-REFERENCE_FILE = Path(__file__).resolve().parent / "reference" / "brain.json"
+REFERENCE_FILE = Path(__file__).resolve().parent / "reference_brain.json"
 #: Every student variant the reference can train (``control``: the baseline on the clean truth).
 REFERENCE_METHODS = ("baseline", "control", "kd", "rkd", "ckd", "pkl", "kdnet")
 #: What ``pkd-lessons reference`` trains by default: all of them.
@@ -38,8 +38,13 @@ def _commit() -> str:
     try:
         root = Path(__file__).resolve().parent.parent
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         if out.returncode == 0:
             return out.stdout.strip() + ("+uncommitted changes" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
@@ -62,9 +67,14 @@ def run_name(method: str) -> str:
     return "control (baseline on the clean truth)" if method == "control" else method
 
 
-def build_reference(out: str | os.PathLike = REFERENCE_FILE, profile: str = "reference",
-                    data_root: str | os.PathLike | None = None, methods: tuple[str, ...] = DEFAULT_METHODS,
-                    progress: bool = True, **overrides) -> Path:
+def build_reference(
+    out: str | os.PathLike = REFERENCE_FILE,
+    profile: str = "reference",
+    data_root: str | os.PathLike | None = None,
+    methods: tuple[str, ...] = DEFAULT_METHODS,
+    progress: bool = True,
+    **overrides,
+) -> Path:
     """Train the reference runs (or reuse them from ``data_root``) and write their results as JSON.
 
     Args:
@@ -81,8 +91,8 @@ def build_reference(out: str | os.PathLike = REFERENCE_FILE, profile: str = "ref
     Raises:
         ValueError: an unknown method.
     """
-    from pkd_lessons.device import describe_device, pick_device
-    from pkd_lessons.notebook import Lesson
+    from pkd_lessons.lessons.lesson import Lesson
+    from pkd_lessons.training.device import describe_device, pick_device
 
     unknown = [m for m in methods if m not in REFERENCE_METHODS]
     if unknown:
@@ -104,15 +114,16 @@ def build_reference(out: str | os.PathLike = REFERENCE_FILE, profile: str = "ref
         for r in method_runs:
             records.append(dict(r.metrics, method=method))
             histories[f"{method}-s{r.config.seed}"] = _thin(r.history)
-    settings = {k: list(v) if isinstance(v, tuple) else v for k, v in lesson.cfg.items()}
+    settings = {k: list(v) if isinstance(v, tuple) else v for k, v in lesson.settings.items()}
     data = {
         "provenance": {
             "commit": commit,
-            "command": " ".join(["pkd-lessons reference", *sys.argv[2:]]) if sys.argv[1:2] == ["reference"]
+            "command": " ".join(["pkd-lessons reference", *sys.argv[2:]])
+            if sys.argv[1:2] == ["reference"]
             else f"build_reference(profile={profile!r})",
-            "device": describe_device(pick_device(lesson.cfg["device"])),
+            "device": describe_device(pick_device(lesson.settings["device"])),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU core(s)",
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "seconds": round(time.perf_counter() - start, 1),
             "train_seconds": round(sum(r.info.get("seconds", 0.0) for rs in runs.values() for r in rs), 1),
             "profile": profile,
@@ -135,8 +146,13 @@ def _versions() -> dict[str, str]:
 
     from pkd_lessons import __version__
 
-    return {"pkd_lessons": __version__, "python": platform.python_version(), "torch": torch.__version__,
-            "monai": monai.__version__, "numpy": numpy.__version__}
+    return {
+        "pkd_lessons": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "monai": monai.__version__,
+        "numpy": numpy.__version__,
+    }
 
 
 def load_reference(path: str | os.PathLike = REFERENCE_FILE) -> dict | None:
@@ -161,11 +177,13 @@ def provenance_line(data: dict) -> str:
     """One sentence saying where the reference numbers come from."""
     p, s = data["provenance"], data["provenance"]["settings"]
     split = s.get("split")
-    return (f"*Reference results: profile `{p['profile']}` ({s['teacher_steps']} teacher / {s['student_steps']} "
-            f"student steps, {s['seeds']} seeds, widths {'-'.join(map(str, s['widths']))}, split "
-            f"{'/'.join(map(str, split)) if split else '?'} train/validation/test cases), run by "
-            f"`{p['command'].strip()}` at commit `{p['commit'][:12]}` on {p['device']} ({p['machine']}), "
-            f"{p['date']}, {max(p['seconds'], p.get('train_seconds', 0)) / 60:.0f} min of training.*")
+    return (
+        f"*Reference results: profile `{p['profile']}` ({s['teacher_steps']} teacher / {s['student_steps']} "
+        f"student steps, {s['seeds']} seeds, widths {'-'.join(map(str, s['widths']))}, split "
+        f"{'/'.join(map(str, split)) if split else '?'} train/validation/test cases), run by "
+        f"`{p['command'].strip()}` at commit `{p['commit'][:12]}` on {p['device']} ({p['machine']}), "
+        f"{p['date']}, {max(p['seconds'], p.get('train_seconds', 0)) / 60:.0f} min of training.*"
+    )
 
 
 def reference_records(data: dict, methods: tuple[str, ...] | None = None) -> list[dict]:
@@ -173,15 +191,19 @@ def reference_records(data: dict, methods: tuple[str, ...] | None = None) -> lis
     return [r for r in data["records"] if methods is None or r["method"] in methods]
 
 
-def reference_section(methods: tuple[str, ...], reference: str = "baseline", path: str | os.PathLike = REFERENCE_FILE,
-                      regions: tuple[str, ...] = ("WT", "TC", "ET")) -> str:
+def reference_section(
+    methods: tuple[str, ...],
+    reference: str = "baseline",
+    path: str | os.PathLike = REFERENCE_FILE,
+    regions: tuple[str, ...] = ("WT", "TC", "ET"),
+) -> str:
     """Markdown for a lesson: the reference results of some methods, their comparison with
     ``reference`` (hierarchical bootstrap, n and detectable difference) and where they come from.
 
     Returns a short note instead when no reference results are stored.
     """
-    from pkd_lessons.results import summarize, to_markdown
-    from pkd_lessons.statistics import compare, verdict_lines
+    from pkd_lessons.evaluation.statistics import compare, verdict_lines
+    from pkd_lessons.evaluation.tables import summarize, summary_table
 
     data = load_reference(path)
     if data is None:
@@ -191,8 +213,11 @@ def reference_section(methods: tuple[str, ...], reference: str = "baseline", pat
     if not records:
         return f"*The stored reference results hold none of {', '.join(wanted)}.*"
     rows = [r for r in summarize(records, baseline=None) if r["region"] in regions]
-    table = to_markdown(rows)
+    table = summary_table(rows)
     present = {r["method"] for r in records}
-    lines = verdict_lines([r for r in compare(records, reference=reference) if r["region"] in regions],
-                          reference=reference) if reference in present and len(present) > 1 else ""
+    lines = (
+        verdict_lines([r for r in compare(records, reference=reference) if r["region"] in regions], reference=reference)
+        if reference in present and len(present) > 1
+        else ""
+    )
     return "\n\n".join(part for part in (provenance_line(data), table, lines) if part)

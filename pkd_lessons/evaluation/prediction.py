@@ -23,18 +23,28 @@ from monai.metrics import compute_hausdorff_distance
 from torch import nn
 from tqdm.auto import tqdm
 
-from pkd_lessons.config import TrainConfig
+from pkd_lessons.data.labels import LabelConvention
 from pkd_lessons.data.volumes import CaseVolume
-from pkd_lessons.labels import LabelConvention
-from pkd_lessons.metrics import region_dice
-from pkd_lessons.precision import Precision
+from pkd_lessons.evaluation.metrics import region_dice
+from pkd_lessons.training.config import TrainConfig
+from pkd_lessons.training.precision import Precision
 
 
 @torch.no_grad()
-def predict_volume(model: nn.Module, volume: CaseVolume, modalities: Sequence[str], spatial_dims: int = 2,
-                   device: torch.device | str = "cpu", batch_size: int = 32, roi_size: Sequence[int] = (64, 64, 64),
-                   overlap: float = 0.5, precision: Precision | None = None, return_logits: bool = False,
-                   brain_mask: bool = True, slices: Sequence[int] | None = None) -> np.ndarray:
+def predict_volume(
+    model: nn.Module,
+    volume: CaseVolume,
+    modalities: Sequence[str],
+    spatial_dims: int = 2,
+    device: torch.device | str = "cpu",
+    batch_size: int = 32,
+    roi_size: Sequence[int] = (64, 64, 64),
+    overlap: float = 0.5,
+    precision: Precision | None = None,
+    return_logits: bool = False,
+    brain_mask: bool = True,
+    slices: Sequence[int] | None = None,
+) -> np.ndarray:
     """Class map (or logits) of a whole volume.
 
     Args:
@@ -63,14 +73,18 @@ def predict_volume(model: nn.Module, volume: CaseVolume, modalities: Sequence[st
     autocast = precision.autocast(device) if precision else torch.autocast(device.type, enabled=False)
     if spatial_dims == 2:
         # Slices without brain are background whatever the network says there, unless asked for.
-        wanted = (np.asarray(slices, dtype=int) if slices is not None
-                  else np.flatnonzero(volume.mask.any(axis=(0, 1))) if brain_mask and not return_logits
-                  else np.arange(image.shape[-1]))
+        wanted = (
+            np.asarray(slices, dtype=int)
+            if slices is not None
+            else np.flatnonzero(volume.mask.any(axis=(0, 1)))
+            if brain_mask and not return_logits
+            else np.arange(image.shape[-1])
+        )
         stack = image[..., torch.from_numpy(wanted)].permute(3, 0, 1, 2)  # (n, C, X, Y)
         parts = []
         for start in range(0, len(stack), batch_size):
             with autocast:
-                logits, _ = model(stack[start:start + batch_size].to(device))
+                logits, _ = model(stack[start : start + batch_size].to(device))
             parts.append(logits.float().cpu())
         k = parts[0].shape[1] if parts else int(getattr(model, "num_classes", 1))
         logits = torch.zeros((k, *image.shape[1:]))
@@ -80,8 +94,9 @@ def predict_volume(model: nn.Module, volume: CaseVolume, modalities: Sequence[st
     else:
         roi = [min(r, s) for r, s in zip(roi_size, image.shape[1:])]
         with autocast:
-            logits = sliding_window_inference(image[None].to(device), roi, batch_size,
-                                              lambda x: model(x)[0], overlap=overlap, mode="gaussian")
+            logits = sliding_window_inference(
+                image[None].to(device), roi, batch_size, lambda x: model(x)[0], overlap=overlap, mode="gaussian"
+            )
         logits = logits[0].float().cpu()
     if return_logits:
         return logits.numpy()
@@ -91,8 +106,9 @@ def predict_volume(model: nn.Module, volume: CaseVolume, modalities: Sequence[st
     return classes
 
 
-def score_case(prediction: np.ndarray, truth: np.ndarray, convention: LabelConvention,
-               spacing: Sequence[float]) -> dict[str, dict[str, float]]:
+def score_case(
+    prediction: np.ndarray, truth: np.ndarray, convention: LabelConvention, spacing: Sequence[float]
+) -> dict[str, dict[str, float]]:
     """Dice and 95th-percentile Hausdorff distance (mm) of every region.
 
     Empty regions follow the BraTS convention: absent from both prediction and truth, Dice 1 and
@@ -127,17 +143,31 @@ def score_case(prediction: np.ndarray, truth: np.ndarray, convention: LabelConve
         if p_any and t_any:
             with warnings.catch_warnings():  # MONAI warns about one of its own deprecated arguments
                 warnings.simplefilter("ignore", FutureWarning)
-                hd = float(compute_hausdorff_distance(pred[:, r:r + 1], ref[:, r:r + 1], include_background=True,
-                                                      percentile=95, spacing=list(spacing))[0, 0])
+                hd = float(
+                    compute_hausdorff_distance(
+                        pred[:, r : r + 1],
+                        ref[:, r : r + 1],
+                        include_background=True,
+                        percentile=95,
+                        spacing=list(spacing),
+                    )[0, 0]
+                )
         else:
             hd = 0.0 if not (p_any or t_any) else worst
         out[name] = {"dice": dice[name], "hd95": hd}
     return out
 
 
-def evaluate(model: nn.Module, cfg: TrainConfig, volumes: Sequence[CaseVolume], device: str | torch.device = "cpu",
-             progress: bool = True, name: str | None = None, precision: Precision | None = None,
-             brain_mask: bool = True) -> dict:
+def evaluate(
+    model: nn.Module,
+    cfg: TrainConfig,
+    volumes: Sequence[CaseVolume],
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    name: str | None = None,
+    precision: Precision | None = None,
+    brain_mask: bool = True,
+) -> dict:
     """Score a trained network on every case.
 
     Args:
@@ -159,15 +189,34 @@ def evaluate(model: nn.Module, cfg: TrainConfig, volumes: Sequence[CaseVolume], 
     for v in tqdm(volumes, desc=f"evaluate {name or cfg.method}", unit="case", disable=not progress, leave=False):
         if v.truth is None:
             raise ValueError(f"{v.case_id} has no labels to score against")
-        pred = predict_volume(model, v, cfg.input_modalities, cfg.spatial_dims, device, roi_size=cfg.crop,
-                              precision=precision, brain_mask=brain_mask)
+        pred = predict_volume(
+            model,
+            v,
+            cfg.input_modalities,
+            cfg.spatial_dims,
+            device,
+            roi_size=cfg.crop,
+            precision=precision,
+            brain_mask=brain_mask,
+        )
         cases[v.case_id] = score_case(pred, v.truth, v.convention, v.spacing)
-    return {"run": name or cfg.method, "method": cfg.method, "seed": cfg.seed, "brain_mask": brain_mask,
-            "modality": cfg.modality if cfg.is_student else "+".join(cfg.modalities), "cases": cases}
+    return {
+        "run": name or cfg.method,
+        "method": cfg.method,
+        "seed": cfg.seed,
+        "brain_mask": brain_mask,
+        "modality": cfg.modality if cfg.is_student else "+".join(cfg.modalities),
+        "cases": cases,
+    }
 
 
-def validation_dice(model: nn.Module, cfg: TrainConfig, volumes: Sequence[CaseVolume],
-                    device: str | torch.device = "cpu", precision: Precision | None = None) -> dict[str, float]:
+def validation_dice(
+    model: nn.Module,
+    cfg: TrainConfig,
+    volumes: Sequence[CaseVolume],
+    device: str | torch.device = "cpu",
+    precision: Precision | None = None,
+) -> dict[str, float]:
     """Mean Dice per region over validation cases, inside the brain: the curve of a training run.
 
     Cheaper than :func:`evaluate` (no HD95); the network is left in eval mode.
@@ -175,9 +224,16 @@ def validation_dice(model: nn.Module, cfg: TrainConfig, volumes: Sequence[CaseVo
     Returns:
         region -> mean Dice.
     """
-    scores = [region_dice(predict_volume(model, v, cfg.input_modalities, cfg.spatial_dims, device,
-                                         roi_size=cfg.crop, precision=precision), v.truth, v.convention)
-              for v in volumes]
+    scores = [
+        region_dice(
+            predict_volume(
+                model, v, cfg.input_modalities, cfg.spatial_dims, device, roi_size=cfg.crop, precision=precision
+            ),
+            v.truth,
+            v.convention,
+        )
+        for v in volumes
+    ]
     return {r: float(np.mean([s[r] for s in scores])) for r in scores[0]}
 
 

@@ -31,12 +31,16 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 #: RGB colour of each class index, by number of classes (brain 4, heart 6).
 CLASS_COLOURS = {
     4: np.array([[0, 0, 0], [255, 77, 109], [255, 214, 10], [76, 201, 240]], dtype=np.float32),
-    6: np.array([[0, 0, 0], [255, 77, 109], [255, 214, 10], [76, 201, 240], [128, 237, 153], [199, 125, 255]],
-                dtype=np.float32),
+    6: np.array(
+        [[0, 0, 0], [255, 77, 109], [255, 214, 10], [76, 201, 240], [128, 237, 153], [199, 125, 255]], dtype=np.float32
+    ),
 }
 #: Difference view: student wrong where the teacher is right, the reverse, both wrong.
-DIFF_COLOURS = {"student wrong, teacher right": (239, 35, 60), "teacher wrong, student right": (67, 97, 238),
-                "both wrong": (255, 183, 3)}
+DIFF_COLOURS = {
+    "student wrong, teacher right": (239, 35, 60),
+    "teacher wrong, student right": (67, 97, 238),
+    "both wrong": (255, 183, 3),
+}
 
 
 def _colours(num_classes: int) -> np.ndarray:
@@ -46,9 +50,16 @@ def _colours(num_classes: int) -> np.ndarray:
     return np.vstack([[0, 0, 0], rng.integers(60, 255, (num_classes - 1, 3))]).astype(np.float32)
 
 
-def render_slice(volume: CaseVolume, index: int, modality: str, overlay: str = "truth", alpha: float = 0.4,
-                 predictions: Mapping[str, np.ndarray] | None = None, difference: bool = False,
-                 zoom: int = 3) -> np.ndarray:
+def render_slice(
+    volume: CaseVolume,
+    index: int,
+    modality: str,
+    overlay: str = "truth",
+    alpha: float = 0.4,
+    predictions: Mapping[str, np.ndarray] | None = None,
+    difference: bool = False,
+    zoom: int = 3,
+) -> np.ndarray:
     """Compose one view as an RGB image.
 
     Args:
@@ -74,7 +85,7 @@ def render_slice(volume: CaseVolume, index: int, modality: str, overlay: str = "
         raise ValueError(f"slice {index} outside 0..{volume.shape[2] - 1}")
     base = volume.channel(modality)[:, :, index]
     inside = base[volume.mask[:, :, index]]
-    lo, hi = (np.percentile(inside, [1, 99]) if inside.size else (0.0, 1.0))
+    lo, hi = np.percentile(inside, [1, 99]) if inside.size else (0.0, 1.0)
     gray = np.clip((base - lo) / max(hi - lo, 1e-6), 0, 1) * 255
     gray[~volume.mask[:, :, index]] = 0  # outside the brain: black, as on the scanner
     rgb = np.repeat(gray[..., None], 3, axis=2).astype(np.float32)
@@ -99,8 +110,13 @@ def render_slice(volume: CaseVolume, index: int, modality: str, overlay: str = "
     return out.repeat(zoom, axis=0).repeat(zoom, axis=1)
 
 
-def error_figure(volume: CaseVolume, index: int, predictions: Mapping[str, np.ndarray],
-                 modalities: tuple[str, ...] = ("flair", "t1ce"), alpha: float = 0.8) -> "plt.Figure":
+def error_figure(
+    volume: CaseVolume,
+    index: int,
+    predictions: Mapping[str, np.ndarray],
+    modalities: tuple[str, ...] = ("flair", "t1ce"),
+    alpha: float = 0.8,
+) -> plt.Figure:
     """The difference view of one slice in several modalities side by side, with its colour key.
 
     The static counterpart of :class:`SliceViewer` with *errors* ticked: red where only the student
@@ -122,15 +138,22 @@ def error_figure(volume: CaseVolume, index: int, predictions: Mapping[str, np.nd
     import matplotlib.pyplot as plt  # imported here: the widget alone does not need pyplot
     from matplotlib.patches import Patch
 
-    views = [render_slice(volume, index, m, predictions=predictions, difference=True, alpha=alpha, zoom=1)
-             for m in modalities]  # first, so that bad input leaves no figure behind
+    views = [
+        render_slice(volume, index, m, predictions=predictions, difference=True, alpha=alpha, zoom=1)
+        for m in modalities
+    ]  # first, so that bad input leaves no figure behind
     fig, axes = plt.subplots(1, len(modalities), figsize=(3.5 * len(modalities), 3.6), squeeze=False)
     for ax, m, view in zip(axes[0], modalities, views):
         ax.imshow(view)
         ax.set_title(f"{m}, slice {index}")
         ax.axis("off")
-    fig.legend(handles=[Patch(color=np.array(c) / 255, label=name) for name, c in DIFF_COLOURS.items()],
-               loc="lower center", ncol=len(DIFF_COLOURS), frameon=False, fontsize=8)
+    fig.legend(
+        handles=[Patch(color=np.array(c) / 255, label=name) for name, c in DIFF_COLOURS.items()],
+        loc="lower center",
+        ncol=len(DIFF_COLOURS),
+        frameon=False,
+        fontsize=8,
+    )
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
 
@@ -145,17 +168,17 @@ def png_bytes(rgb: np.ndarray) -> bytes:
 def _check_volume(volume: CaseVolume) -> None:
     """Refuse what the viewer cannot show, naming the problem (rather than failing deep in rendering)."""
     if not isinstance(volume, CaseVolume):
-        raise TypeError(f"volume must be a CaseVolume (from pkd_lessons.data.load_case), "
-                        f"got {type(volume).__name__}")
+        raise TypeError(f"volume must be a CaseVolume (from pkd_lessons.data.load_case), got {type(volume).__name__}")
     shape = np.shape(volume.image)
     if len(shape) != 4 or shape[0] != len(volume.modalities):
-        raise ValueError(f"volume {volume.case_id!r}: image must be 4-D (modality, X, Y, Z) with one channel "
-                         f"per modality {tuple(volume.modalities)}, got shape {shape}")
+        raise ValueError(
+            f"volume {volume.case_id!r}: image must be 4-D (modality, X, Y, Z) with one channel "
+            f"per modality {tuple(volume.modalities)}, got shape {shape}"
+        )
     for name in ("mask", "truth", "label"):
         array = getattr(volume, name)
         if array is not None and np.shape(array) != shape[1:]:
-            raise ValueError(f"volume {volume.case_id!r}: {name} has shape {np.shape(array)}, "
-                             f"the image {shape[1:]}")
+            raise ValueError(f"volume {volume.case_id!r}: {name} has shape {np.shape(array)}, the image {shape[1:]}")
 
 
 class SliceViewer(widgets.VBox):
@@ -174,8 +197,13 @@ class SliceViewer(widgets.VBox):
             does not match its image, or a prediction whose shape differs from the volume's.
     """
 
-    def __init__(self, volume: CaseVolume, predictions: Mapping[str, np.ndarray] | None = None,
-                 index: int | None = None, zoom: int = 3) -> None:
+    def __init__(
+        self,
+        volume: CaseVolume,
+        predictions: Mapping[str, np.ndarray] | None = None,
+        index: int | None = None,
+        zoom: int = 3,
+    ) -> None:
         _check_volume(volume)
         predictions = {k: np.asarray(v) for k, v in (predictions or {}).items()}
         for name, p in predictions.items():
@@ -185,22 +213,29 @@ class SliceViewer(widgets.VBox):
         if index is None:
             truth = volume.truth if volume.truth is not None else volume.label
             index = int(np.argmax((truth > 0).sum((0, 1)))) if truth is not None else volume.shape[2] // 2
-        self.slice = widgets.IntSlider(value=index, min=0, max=volume.shape[2] - 1, description="slice",
-                                       continuous_update=True)
+        self.slice = widgets.IntSlider(
+            value=index, min=0, max=volume.shape[2] - 1, description="slice", continuous_update=True
+        )
         self.modality = widgets.Dropdown(options=list(volume.modalities), description="modality")
         overlays = ["truth", *predictions, "none"]
         self.overlay = widgets.ToggleButtons(options=overlays, description="overlay")
         self.alpha = widgets.FloatSlider(value=0.4, min=0.0, max=1.0, step=0.05, description="opacity")
         can_diff = "teacher" in predictions and "student" in predictions
-        self.difference = widgets.Checkbox(value=False, description="errors: student vs teacher",
-                                           disabled=not can_diff)
+        self.difference = widgets.Checkbox(value=False, description="errors: student vs teacher", disabled=not can_diff)
         self.image = widgets.Image(format="png")
         legend = " · ".join(f"<span style='color:rgb{c}'>■</span> {name}" for name, c in DIFF_COLOURS.items())
         self.legend = widgets.HTML(f"<small>{legend}</small>" if can_diff else "")
         for control in (self.slice, self.modality, self.overlay, self.alpha, self.difference):
             control.observe(self._update, names="value")
-        super().__init__([widgets.HBox([self.slice, self.modality]), self.overlay,
-                          widgets.HBox([self.alpha, self.difference]), self.image, self.legend])
+        super().__init__(
+            [
+                widgets.HBox([self.slice, self.modality]),
+                self.overlay,
+                widgets.HBox([self.alpha, self.difference]),
+                self.image,
+                self.legend,
+            ]
+        )
         self._update()
         # At its own pixel size: a box stretches its children to the output's width, which would blow
         # the picture up to a blurred page-high image.
@@ -208,8 +243,16 @@ class SliceViewer(widgets.VBox):
 
     def current(self) -> np.ndarray:
         """The RGB image of the current view."""
-        return render_slice(self.volume, self.slice.value, self.modality.value, self.overlay.value,
-                            self.alpha.value, self.predictions, self.difference.value, self.zoom)
+        return render_slice(
+            self.volume,
+            self.slice.value,
+            self.modality.value,
+            self.overlay.value,
+            self.alpha.value,
+            self.predictions,
+            self.difference.value,
+            self.zoom,
+        )
 
     def _update(self, *_) -> None:
         self.image.value = png_bytes(self.current())

@@ -37,9 +37,7 @@ from pkd_lessons.errors import DataError
 BRAIN_CLASSES: tuple[str, ...] = ("background", "necrotic core", "oedema", "enhancing")
 BRAIN_REGIONS: dict[str, tuple[int, ...]] = {"WT": (1, 2, 3), "TC": (1, 3), "ET": (3,)}
 HEART_CLASSES: tuple[str, ...] = ("background", "LV", "myocardium", "RV", "oedema", "scar")
-HEART_REGIONS: dict[str, tuple[int, ...]] = {
-    "LV": (1,), "Myo": (2, 4, 5), "RV": (3,), "Oedema": (4, 5), "Scar": (5,),
-}
+HEART_REGIONS: dict[str, tuple[int, ...]] = {"LV": (1,), "Myo": (2, 4, 5), "RV": (3,), "Oedema": (4, 5), "Scar": (5,)}
 
 
 @dataclass(frozen=True)
@@ -123,8 +121,6 @@ class LabelConvention:
 BRATS = LabelConvention("brats", {0: 0, 1: 1, 2: 2, 4: 3}, BRAIN_CLASSES, BRAIN_REGIONS)
 BRATS2023 = LabelConvention("brats2023", {0: 0, 1: 1, 2: 2, 3: 3}, BRAIN_CLASSES, BRAIN_REGIONS)
 MSD = LabelConvention("msd", {0: 0, 1: 2, 2: 1, 3: 3}, BRAIN_CLASSES, BRAIN_REGIONS)
-MYOPS = LabelConvention(
-    "myops", {0: 0, 500: 1, 200: 2, 600: 3, 1220: 4, 2221: 5}, HEART_CLASSES, HEART_REGIONS
-)
+MYOPS = LabelConvention("myops", {0: 0, 500: 1, 200: 2, 600: 3, 1220: 4, 2221: 5}, HEART_CLASSES, HEART_REGIONS)
 
 CONVENTIONS: dict[str, LabelConvention] = {c.name: c for c in (BRATS, BRATS2023, MSD, MYOPS)}

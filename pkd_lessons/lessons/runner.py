@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pkd_lessons.atomic import atomic_file
-from pkd_lessons.notebook import Lesson
-from pkd_lessons.profiles import get_profile
+from pkd_lessons.lessons.lesson import Lesson
+from pkd_lessons.lessons.profiles import get_profile
+from pkd_lessons.markdown import markdown_table
 
 
 @dataclass
@@ -51,9 +52,14 @@ def prepare_data(data_root: Path, profile: dict) -> dict[str, Path]:
     return {"brain": lesson.brain(), "cardiac": lesson.cardiac()}
 
 
-def run_lessons(out: str | os.PathLike, profile: str = "quick", notebooks: str | os.PathLike | None = None,
-                only: list[str] | None = None, data_root: str | os.PathLike | None = None,
-                timeout: int = 1800) -> tuple[Path, list[LessonRun]]:
+def run_lessons(
+    out: str | os.PathLike,
+    profile: str = "quick",
+    notebooks: str | os.PathLike | None = None,
+    only: list[str] | None = None,
+    data_root: str | os.PathLike | None = None,
+    timeout: int = 1800,
+) -> tuple[Path, list[LessonRun]]:
     """Execute the lessons with papermill and write ``OUT/SUMMARY.md``.
 
     Args:
@@ -93,8 +99,9 @@ def _execute(selected: list[Path], out: Path, settings: dict, data_root: Path, t
     try:
         import papermill as pm  # imported here: slow to import, and only the runner needs it
     except ImportError as err:
-        raise ImportError("running the lessons needs papermill and a Jupyter kernel: "
-                          "pip install 'pkd-lessons[jupyter]'") from err
+        raise ImportError(
+            "running the lessons needs papermill and a Jupyter kernel: pip install 'pkd-lessons[jupyter]'"
+        ) from err
 
     runs = []
     for nb in selected:
@@ -106,16 +113,20 @@ def _execute(selected: list[Path], out: Path, settings: dict, data_root: Path, t
         start = time.perf_counter()
         try:
             pm.execute_notebook(
-                str(nb), str(target), kernel_name="python3", progress_bar=False, cwd=str(lesson_out),
-                parameters={"profile": settings["profile"], "data_root": str(data_root),
-                            "output_dir": str(lesson_out)},
+                str(nb),
+                str(target),
+                kernel_name="python3",
+                progress_bar=False,
+                cwd=str(lesson_out),
+                parameters={"profile": settings["profile"], "data_root": str(data_root), "output_dir": str(lesson_out)},
                 execution_timeout=timeout,
             )
             run = LessonRun(stem, time.perf_counter() - start, True)
         except Exception as err:  # a failed lesson is reported, the others still run
             message = str(err).strip().splitlines()
-            run = LessonRun(stem, time.perf_counter() - start, False,
-                            message[-1] if message else traceback.format_exc(limit=1))
+            run = LessonRun(
+                stem, time.perf_counter() - start, False, message[-1] if message else traceback.format_exc(limit=1)
+            )
         error = f"  {run.error}" if run.error else ""
         print(f"{'ok  ' if run.ok else 'FAIL'} {stem:<32} {run.seconds:6.1f} s{error}")
         runs.append(run)
@@ -131,11 +142,10 @@ def write_summary(out: Path, settings: dict, runs: list[LessonRun]) -> Path:
         "`outputs/`. Each lesson says from its validation curves whether its runs converged; comparisons the "
         "profile does not train come from the reference results (`pkd-lessons reference`), labelled as such.",
         "",
-        "| lesson | status | time (s) |",
-        "|---|---|---|",
     ]
-    lines += [f"| {r.name} | {'ok' if r.ok else 'failed: ' + r.error.replace('|', '/')} | {r.seconds:.1f} |" for r in runs]
-    lines.append(f"| **total** | {sum(r.ok for r in runs)}/{len(runs)} ok | {sum(r.seconds for r in runs):.1f} |")
+    rows = [[r.name, "ok" if r.ok else "failed: " + r.error.replace("|", "/"), f"{r.seconds:.1f}"] for r in runs]
+    rows.append(["**total**", f"{sum(r.ok for r in runs)}/{len(runs)} ok", f"{sum(r.seconds for r in runs):.1f}"])
+    lines.append(markdown_table(["lesson", "status", "time (s)"], rows))
     for r in runs:
         part = out / "outputs" / r.name / "summary.md"
         if part.is_file():

@@ -22,17 +22,19 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from pkd_lessons.atomic import atomic_file
-from pkd_lessons.config import TrainConfig
 from pkd_lessons.data import find_cases, load_cases, split_cases
+from pkd_lessons.data.layouts import STUDENT_MODALITY
+from pkd_lessons.data.layouts import student_modality as default_student_modality
 from pkd_lessons.data.volumes import CaseVolume
-from pkd_lessons.device import pick_device
-from pkd_lessons.evaluate import evaluate
+from pkd_lessons.evaluation.prediction import evaluate
+from pkd_lessons.lessons.profiles import default_data_root, get_profile
+from pkd_lessons.markdown import markdown_table  # noqa: F401  (re-exported for the notebooks)
 from pkd_lessons.phantoms import ensure_phantoms
-from pkd_lessons.profiles import default_data_root, get_profile
+from pkd_lessons.training.config import TrainConfig
+from pkd_lessons.training.device import pick_device
 
-DATA_SEED = 0   # the phantom sets every lesson shares
+DATA_SEED = 0  # the phantom sets every lesson shares
 SPLIT_SEED = 0  # the train/test split every lesson shares
-STUDENT_MODALITY = {"brain": "t1ce", "cardiac": "lge"}
 
 
 @dataclass
@@ -43,7 +45,7 @@ class Run:
         name: ``METHOD-sSEED``.
         folder: where its files are.
         config: its training settings.
-        metrics: per-case Dice and HD95 (see :func:`~pkd_lessons.evaluate.evaluate`).
+        metrics: per-case Dice and HD95 (see :func:`~pkd_lessons.evaluation.prediction.evaluate`).
         history: loss terms per step.
         info: throughput, device, precision, seconds.
     """
@@ -66,12 +68,14 @@ class Lesson:
     """A lesson's resolved settings, folders, data and runs.
 
     Attributes:
-        cfg: the profile's settings with the notebook's overrides.
+        settings: the profile's settings (a dict, see :mod:`pkd_lessons.lessons.profiles`) with the
+            notebook's overrides; one run's :class:`~pkd_lessons.training.config.TrainConfig` is
+            built from them by :meth:`config`.
         data_root: folder holding the phantom sets, the shared runs (or real data).
         out: folder for the lesson's figures and ``summary.md``.
     """
 
-    cfg: dict
+    settings: dict
     data_root: Path
     out: Path
     _splits: dict = field(default_factory=dict, repr=False)
@@ -79,33 +83,45 @@ class Lesson:
     _modality: dict = field(default_factory=lambda: dict(STUDENT_MODALITY), repr=False)
 
     @classmethod
-    def start(cls, profile: str = "auto", data_root: str | os.PathLike | None = None,
-              output_dir: str | os.PathLike = ".", **overrides) -> "Lesson":
+    def start(
+        cls,
+        profile: str = "auto",
+        data_root: str | os.PathLike | None = None,
+        output_dir: str | os.PathLike = ".",
+        **overrides,
+    ) -> Lesson:
         """Resolve the parameters cell: profile, data folder, output folder, overrides."""
-        cfg = get_profile(profile, **overrides)
+        settings = get_profile(profile, **overrides)
         root = Path(data_root) if data_root else default_data_root()
         out = Path(output_dir)
         out.mkdir(parents=True, exist_ok=True)
-        return cls(cfg, root, out)
+        return cls(settings, root, out)
 
     # -- data ------------------------------------------------------------------------------------
     @property
     def seeds(self) -> list[int]:
         """The training seeds of the profile."""
-        return list(range(self.cfg["seeds"]))
+        return list(range(self.settings["seeds"]))
 
     def brain(self) -> Path:
         """The brain phantom folder, generated on first use (BraTS 2021 layout)."""
-        return ensure_phantoms("brain", self.data_root / "brain", self.cfg["brain_cases"], seed=DATA_SEED,
-                               progress=progress_bars())
+        return ensure_phantoms(
+            "brain", self.data_root / "brain", self.settings["brain_cases"], seed=DATA_SEED, progress=progress_bars()
+        )
 
     def cardiac(self) -> Path:
         """The cardiac phantom folder, generated on first use (MyoPS 2020 layout)."""
-        return ensure_phantoms("cardiac", self.data_root / "cardiac", self.cfg["cardiac_cases"], seed=DATA_SEED,
-                               progress=progress_bars())
+        return ensure_phantoms(
+            "cardiac",
+            self.data_root / "cardiac",
+            self.settings["cardiac_cases"],
+            seed=DATA_SEED,
+            progress=progress_bars(),
+        )
 
-    def add_dataset(self, name: str, folder: str | os.PathLike, max_cases: int | None = None,
-                    student_modality: str | None = None) -> list:
+    def add_dataset(
+        self, name: str, folder: str | os.PathLike, max_cases: int | None = None, student_modality: str | None = None
+    ) -> list:
         """Register a data folder (e.g. real BraTS) under ``name`` for :meth:`split` and :meth:`run`.
 
         Args:
@@ -119,8 +135,7 @@ class Lesson:
         """
         cases = find_cases(folder)[:max_cases]
         self._folders[name] = cases
-        brain = cases[0].layout != "myops"
-        self._modality[name] = student_modality or ("t1ce" if brain else "lge")
+        self._modality[name] = student_modality or default_student_modality(cases[0].modalities)
         return cases
 
     def split(self, dataset: str = "brain") -> tuple[list[CaseVolume], list[CaseVolume]]:
@@ -134,7 +149,7 @@ class Lesson:
                 cases = self._folders[dataset]
             else:
                 cases = find_cases(self.brain() if dataset == "brain" else self.cardiac())
-            groups = split_cases(cases, self.cfg["split"], seed=SPLIT_SEED)
+            groups = split_cases(cases, self.settings["split"], seed=SPLIT_SEED)
             self._splits[dataset] = tuple(load_cases(g, progress=False) for g in groups)
         train, _, test = self._splits[dataset]
         return train, test
@@ -155,19 +170,29 @@ class Lesson:
         if dataset == "cardiac":
             steps_key, batch_key = "cardiac_steps", "cardiac_batch_size"
         settings = {
-            "method": method, "modalities": v.modalities, "modality": self._modality[dataset],
-            "num_classes": v.convention.num_classes, "widths": tuple(self.cfg["widths"]),
-            "steps": self.cfg[steps_key], "batch_size": self.cfg[batch_key], "lr": self.cfg["lr"], "seed": seed,
-            "slice_crop": (None if dataset == "cardiac" else
-                           self.cfg["teacher_slice_crop"] if method == "teacher" else self.cfg["slice_crop"]),
-            "dropout": self.cfg["dropout"],
+            "method": method,
+            "modalities": v.modalities,
+            "modality": self._modality[dataset],
+            "num_classes": v.convention.num_classes,
+            "widths": tuple(self.settings["widths"]),
+            "steps": self.settings[steps_key],
+            "batch_size": self.settings[batch_key],
+            "lr": self.settings["lr"],
+            "seed": seed,
+            "slice_crop": (
+                None
+                if dataset == "cardiac"
+                else self.settings["teacher_slice_crop"]
+                if method == "teacher"
+                else self.settings["slice_crop"]
+            ),
+            "dropout": self.settings["dropout"],
         }
-        settings["validate_every"] = validation_interval(settings["steps"], self.cfg["validations"])
+        settings["validate_every"] = validation_interval(settings["steps"], self.settings["validations"])
         settings.update(overrides)
         return TrainConfig(**settings)
 
-    def run(self, method: str, seed: int = 0, dataset: str = "brain", progress: bool | None = None,
-            **overrides) -> Run:
+    def run(self, method: str, seed: int = 0, dataset: str = "brain", progress: bool | None = None, **overrides) -> Run:
         """Train (or reuse) one run and score it on the held-out cases.
 
         Args:
@@ -180,15 +205,15 @@ class Lesson:
         Returns:
             The :class:`Run`.
         """
-        from pkd_lessons.train import load_model, train  # heavy; imported when a lesson trains
+        from pkd_lessons.training.trainer import load_model, train  # heavy; imported when a lesson trains
 
         progress = progress_bars() if progress is None else progress
         cfg = self.config(method, seed, dataset, **overrides)
         tag = "" if not overrides else "-" + "-".join(f"{k}{v}" for k, v in sorted(overrides.items()))
         name = f"{method}-s{seed}{tag}"
-        folder = self.data_root / "runs" / self.cfg["profile"] / dataset / name
+        folder = self.data_root / "runs" / self.settings["profile"] / dataset / name
         record = folder / "run.json"
-        device = pick_device(self.cfg["device"])
+        device = pick_device(self.settings["device"])
         if record.is_file():
             saved = json.loads(record.read_text())
             if saved["config"] == cfg.to_dict() and (folder / "checkpoint.pt").is_file():
@@ -198,46 +223,71 @@ class Lesson:
             teacher = self.run("teacher", 0, dataset, progress=progress).checkpoint
         train_volumes, test_volumes = self.split(dataset)
         start = time.perf_counter()
-        trainer = train(cfg, train_volumes, teacher, out=folder, device=str(device), progress=progress,
-                        validation=self.validation(dataset))
+        trainer = train(
+            cfg,
+            train_volumes,
+            teacher,
+            out=folder,
+            device=str(device),
+            progress=progress,
+            validation=self.validation(dataset),
+        )
         seconds = time.perf_counter() - start
         model, _, _ = load_model(folder / "checkpoint.pt", device)
-        metrics = evaluate(model, cfg, test_volumes, device, progress=False, name=name,
-                           precision=trainer.precision)
-        info = {"samples_per_second": trainer.samples_per_second, "device": str(trainer.device),
-                "precision": trainer.precision.name, "seconds": seconds}
+        metrics = evaluate(model, cfg, test_volumes, device, progress=False, name=name, precision=trainer.precision)
+        info = {
+            "samples_per_second": trainer.samples_per_second,
+            "device": str(trainer.device),
+            "precision": trainer.precision.name,
+            "seconds": seconds,
+        }
         with atomic_file(record) as tmp:
-            tmp.write_text(json.dumps({"config": cfg.to_dict(), "metrics": metrics,
-                                       "history": dict(trainer.history), "info": info}))
+            tmp.write_text(
+                json.dumps(
+                    {"config": cfg.to_dict(), "metrics": metrics, "history": dict(trainer.history), "info": info}
+                )
+            )
         return Run(name, folder, cfg, metrics, dict(trainer.history), info)
 
     def model(self, run: Run):
         """Load a run's network (eval mode, on the lesson's device)."""
-        from pkd_lessons.train import load_model
+        from pkd_lessons.training.trainer import load_model
 
-        return load_model(run.checkpoint, pick_device(self.cfg["device"]))[0]
+        return load_model(run.checkpoint, pick_device(self.settings["device"]))[0]
 
     def heads(self, run: Run):
         """A run's trained projection heads (``"student"``, ``"teacher"``), or fresh ones if it has none."""
         import torch
         from torch import nn
 
-        from pkd_lessons.checkpoint import load_checkpoint
         from pkd_lessons.models import ProjectionHead
-        from pkd_lessons.train import Trainer
+        from pkd_lessons.training.checkpoint import load_checkpoint
+        from pkd_lessons.training.trainer import Trainer
 
         torch.manual_seed(run.config.seed)
         train, _ = self.split(run.folder.parent.name)
         size = Trainer.input_size(run.config, train)
-        heads = nn.ModuleDict({"student": ProjectionHead(run.config.widths[0], size),
-                               "teacher": ProjectionHead(run.config.widths[0], size)})
+        heads = nn.ModuleDict(
+            {
+                "student": ProjectionHead(run.config.widths[0], size),
+                "teacher": ProjectionHead(run.config.widths[0], size),
+            }
+        )
         state = load_checkpoint(run.checkpoint)["heads"]
         if state:
             heads.load_state_dict(state)
         return heads.eval()
 
-    def embeddings(self, run: Run, teacher: Run, heads, volumes: list[CaseVolume] | None = None,
-                   slices_per_case: int = 4, windows: str = "tumour", seed: int = 0):
+    def embeddings(
+        self,
+        run: Run,
+        teacher: Run,
+        heads,
+        volumes: list[CaseVolume] | None = None,
+        slices_per_case: int = 4,
+        windows: str = "tumour",
+        seed: int = 0,
+    ):
         """Student and teacher embeddings of windows cut from the slices of each case.
 
         The heads embed windows of their training size (``heads["student"].input_size``).
@@ -281,15 +331,17 @@ class Lesson:
                 image = v.image[:, :, :, z]
                 image = np.pad(image, ((0, 0), (0, max(0, h - image.shape[1])), (0, max(0, w - image.shape[2]))))
                 if windows == "tumour":
-                    tumour = np.argwhere(np.pad(v.truth[:, :, z] > 0, ((0, image.shape[1] - v.shape[0]),
-                                                                        (0, image.shape[2] - v.shape[1]))))
-                    cy, cx = (tumour.mean(0).astype(int) if len(tumour)
-                              else (image.shape[1] // 2, image.shape[2] // 2))
+                    tumour = np.argwhere(
+                        np.pad(
+                            v.truth[:, :, z] > 0, ((0, image.shape[1] - v.shape[0]), (0, image.shape[2] - v.shape[1]))
+                        )
+                    )
+                    cy, cx = tumour.mean(0).astype(int) if len(tumour) else (image.shape[1] // 2, image.shape[2] // 2)
                     y0 = int(np.clip(cy - h // 2, 0, image.shape[1] - h))
                     x0 = int(np.clip(cx - w // 2, 0, image.shape[2] - w))
                 else:
                     y0, x0 = int(rng.integers(image.shape[1] - h + 1)), int(rng.integers(image.shape[2] - w + 1))
-                x = torch.from_numpy(np.ascontiguousarray(image[None, :, y0:y0 + h, x0:x0 + w])).float().to(dev)
+                x = torch.from_numpy(np.ascontiguousarray(image[None, :, y0 : y0 + h, x0 : x0 + w])).float().to(dev)
                 with torch.no_grad():
                     s_emb.append(heads["student"].to(dev)(s_model(x[:, [channel]])[1]).cpu().numpy()[0])
                     t_emb.append(heads["teacher"].to(dev)(t_model(x)[1]).cpu().numpy()[0])
@@ -297,10 +349,16 @@ class Lesson:
 
     def predict(self, run: Run, volume: CaseVolume):
         """A run's class map of one case."""
-        from pkd_lessons.evaluate import predict_volume
+        from pkd_lessons.evaluation.prediction import predict_volume
 
-        return predict_volume(self.model(run), volume, run.config.input_modalities, run.config.spatial_dims,
-                              pick_device(self.cfg["device"]), roi_size=run.config.crop)
+        return predict_volume(
+            self.model(run),
+            volume,
+            run.config.input_modalities,
+            run.config.spatial_dims,
+            pick_device(self.settings["device"]),
+            roi_size=run.config.crop,
+        )
 
     # -- outputs ---------------------------------------------------------------------------------
     def save_figure(self, fig: plt.Figure, name: str) -> None:
@@ -366,21 +424,18 @@ def validation_interval(steps: int, validations: int) -> int:
     return -(-steps // validations) if validations else 0
 
 
-def markdown_table(header: list[str], rows: list[list]) -> str:
-    """A Markdown table; floats get three decimals below 10 and one above."""
-    fmt = lambda v: (f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}") if isinstance(v, float) else str(v)
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def verdicts(records: list[dict], reference: str = "baseline", scale: float = 100.0,
-             unit: str = "Dice points", metric: str = "dice") -> str:
+def verdicts(
+    records: list[dict],
+    reference: str = "baseline",
+    scale: float = 100.0,
+    unit: str = "Dice points",
+    metric: str = "dice",
+) -> str:
     """Plain-language reading of a comparison, one line per method and region.
 
     Each difference from ``reference`` is paired by seed and case, and its 95 % interval comes from
     a hierarchical bootstrap that resamples seeds, then cases within them
-    (:func:`pkd_lessons.statistics.compare`), so that both sources of noise count. Each line gives
+    (:func:`pkd_lessons.evaluation.statistics.compare`), so that both sources of noise count. Each line gives
     n (seeds x cases), the interval, and the smallest difference the comparison could detect with
     80 % power; a difference is called a gain or a loss only when its interval excludes zero.
 
@@ -391,7 +446,8 @@ def verdicts(records: list[dict], reference: str = "baseline", scale: float = 10
         unit: unit named in the lines.
         metric: ``"dice"`` or ``"hd95"`` (lower is better).
     """
-    from pkd_lessons.statistics import compare, verdict_lines
+    from pkd_lessons.evaluation.statistics import compare, verdict_lines
 
-    return verdict_lines(compare(records, reference=reference, metric=metric), reference=reference,
-                         scale=scale, unit=unit)
+    return verdict_lines(
+        compare(records, reference=reference, metric=metric), reference=reference, scale=scale, unit=unit
+    )

@@ -11,8 +11,9 @@ import torch
 from pkd_lessons.losses import regularization_weights
 
 
-def plot_curves(histories: Mapping[str, Mapping[str, Sequence[float]]], terms: Sequence[str] = ("loss",),
-                smooth: int = 10) -> plt.Figure:
+def plot_curves(
+    histories: Mapping[str, Mapping[str, Sequence[float]]], terms: Sequence[str] = ("loss",), smooth: int = 10
+) -> plt.Figure:
     """Loss curves of several runs (moving average over ``smooth`` steps), one panel per term.
 
     Each run keeps one colour in every panel, and a panel's legend names only the runs that have
@@ -26,8 +27,13 @@ def plot_curves(histories: Mapping[str, Mapping[str, Sequence[float]]], terms: S
             if values.size == 0:
                 continue
             k = max(1, min(smooth, values.size))
-            ax.plot(np.arange(k, values.size + 1), np.convolve(values, np.ones(k) / k, mode="valid"),
-                    label=name, linewidth=1.2, color=colours[name])
+            ax.plot(
+                np.arange(k, values.size + 1),
+                np.convolve(values, np.ones(k) / k, mode="valid"),
+                label=name,
+                linewidth=1.2,
+                color=colours[name],
+            )
         ax.set_title(f"{term} loss")
         ax.set_xlabel("step")
         ax.set_ylabel(f"{term} (moving average of {smooth} steps)")
@@ -37,8 +43,11 @@ def plot_curves(histories: Mapping[str, Mapping[str, Sequence[float]]], terms: S
     return fig
 
 
-def plot_training(histories: Mapping[str, Mapping[str, Sequence[float]]], regions: Sequence[str] = ("WT", "TC", "ET"),
-                  smooth: int = 20) -> plt.Figure:
+def plot_training(
+    histories: Mapping[str, Mapping[str, Sequence[float]]],
+    regions: Sequence[str] = ("WT", "TC", "ET"),
+    smooth: int = 20,
+) -> plt.Figure:
     """Training loss and validation Dice side by side, as in MONAI's BraTS tutorial.
 
     Left: each run's total loss per step (moving average). Right: each run's validation Dice per
@@ -55,14 +64,26 @@ def plot_training(histories: Mapping[str, Mapping[str, Sequence[float]]], region
         loss = np.asarray(hist.get("loss", []), dtype=float)
         if loss.size:
             k = max(1, min(smooth, loss.size))
-            left.plot(np.arange(k, loss.size + 1), np.convolve(loss, np.ones(k) / k, mode="valid"),
-                      label=name, color=f"C{i}", linewidth=1.2)
+            left.plot(
+                np.arange(k, loss.size + 1),
+                np.convolve(loss, np.ones(k) / k, mode="valid"),
+                label=name,
+                color=f"C{i}",
+                linewidth=1.2,
+            )
         steps = hist.get("val_step", [])
         for j, region in enumerate(regions):
             values = hist.get(f"val_{region}", [])
             if len(values):
-                right.plot(steps, values, marker="o", markersize=3, color=f"C{j}", linestyle=styles[i % len(styles)],
-                           label=f"{name}: {region}" if len(histories) > 1 else region)
+                right.plot(
+                    steps,
+                    values,
+                    marker="o",
+                    markersize=3,
+                    color=f"C{j}",
+                    linestyle=styles[i % len(styles)],
+                    label=f"{name}: {region}" if len(histories) > 1 else region,
+                )
     left.set(xlabel="step", ylabel=f"training loss (moving average of {smooth})", title="training loss")
     right.set(xlabel="step", ylabel="Dice on the validation cases", title="validation Dice", ylim=(0, 1))
     for ax in (left, right):
@@ -72,8 +93,12 @@ def plot_training(histories: Mapping[str, Mapping[str, Sequence[float]]], region
     return fig
 
 
-def plateau_reading(history: Mapping[str, Sequence[float]], regions: Sequence[str] = ("WT", "TC", "ET"),
-                    tolerance: float = 0.02, last: int | None = None) -> str:
+def plateau_reading(
+    history: Mapping[str, Sequence[float]],
+    regions: Sequence[str] = ("WT", "TC", "ET"),
+    tolerance: float = 0.02,
+    last: int | None = None,
+) -> str:
     """A sentence saying, from the validation curve alone, whether a run has stopped improving.
 
     The run counts as plateaued when its validation Dice, averaged over ``regions``, changed by
@@ -91,23 +116,27 @@ def plateau_reading(history: Mapping[str, Sequence[float]], regions: Sequence[st
     curves = [np.asarray(history.get(f"val_{r}", []), dtype=float) for r in regions]
     last = max(2, len(steps) // 3) if last is None else last
     if len(steps) < 2 * last or any(c.size != len(steps) for c in curves):
-        return (f"Too few validation points ({len(steps)}) to tell whether this run has converged "
-                f"(need {2 * last}).")
+        return f"Too few validation points ({len(steps)}) to tell whether this run has converged (need {2 * last})."
     mean = np.mean(curves, axis=0)
-    before, after = mean[-2 * last:-last].mean(), mean[-last:].mean()
+    before, after = mean[-2 * last : -last].mean(), mean[-last:].mean()
     change = after - before
     where = f"steps {int(steps[-2 * last])}-{int(steps[-last - 1])} vs {int(steps[-last])}-{int(steps[-1])}"
-    text = (f"Mean validation Dice ({'/'.join(regions)}) {100 * before:.1f} -> {100 * after:.1f} "
-            f"({100 * change:+.1f} points, {where}): ")
+    text = (
+        f"Mean validation Dice ({'/'.join(regions)}) {100 * before:.1f} -> {100 * after:.1f} "
+        f"({100 * change:+.1f} points, {where}): "
+    )
     if abs(round(100 * change, 1)) < 100 * tolerance:  # decided on the number the sentence prints
         return text + f"plateaued (changed by less than {100 * tolerance:.0f} points)."
     if change > 0:
         return text + "still improving: longer training would likely raise it."
-    return text + "it fell: the last steps made the validation cases worse (noise or over-fitting to the rater's labels)."
+    return (
+        text + "it fell: the last steps made the validation cases worse (noise or over-fitting to the rater's labels)."
+    )
 
 
-def weight_map_figure(image: np.ndarray, truth: np.ndarray, student_logits: torch.Tensor,
-                      teacher_logits: torch.Tensor, size: float = 2.8) -> tuple[plt.Figure, dict]:
+def weight_map_figure(
+    image: np.ndarray, truth: np.ndarray, student_logits: torch.Tensor, teacher_logits: torch.Tensor, size: float = 2.8
+) -> tuple[plt.Figure, dict]:
     """Where the regularized loss looks: the weight ``w_i`` over one slice, with its ingredients.
 
     Args:
@@ -125,8 +154,12 @@ def weight_map_figure(image: np.ndarray, truth: np.ndarray, student_logits: torc
     w = regularization_weights(zs, zt, t)[0].numpy()
     ce_s = -torch.log_softmax(zs, 1).gather(1, t[:, None])[0, 0].numpy()
     teacher_wrong = (zt.argmax(1) != t)[0].numpy()
-    panels = [(image, "student's input", "gray"), (ce_s, "student's CE(y, p_s)", "magma"),
-              (teacher_wrong, "teacher wrong (w forced to 0)", "gray"), (w, "weight w_i", "magma")]
+    panels = [
+        (image, "student's input", "gray"),
+        (ce_s, "student's CE(y, p_s)", "magma"),
+        (teacher_wrong, "teacher wrong (w forced to 0)", "gray"),
+        (w, "weight w_i", "magma"),
+    ]
     fig, axes = plt.subplots(1, 4, figsize=(4 * size, size * 1.15))
     for ax, (arr, title, cmap) in zip(axes, panels):
         im = ax.imshow(np.asarray(arr, dtype=float).T, cmap=cmap, origin="lower")
@@ -137,8 +170,11 @@ def weight_map_figure(image: np.ndarray, truth: np.ndarray, student_logits: torc
     fig.tight_layout()
     flat = np.sort(w.ravel())[::-1]
     top = max(1, int(0.01 * flat.size))
-    numbers = {"weighted share": float((w > 0).mean()), "teacher wrong share": float(teacher_wrong.mean()),
-               "top 1% weight share": float(flat[:top].sum() / flat.sum()) if flat.sum() > 0 else float("nan")}
+    numbers = {
+        "weighted share": float((w > 0).mean()),
+        "teacher wrong share": float(teacher_wrong.mean()),
+        "top 1% weight share": float(flat[:top].sum() / flat.sum()) if flat.sum() > 0 else float("nan"),
+    }
     return fig, numbers
 
 
@@ -159,7 +195,7 @@ def embedding_figure(pairs: Mapping[str, tuple[np.ndarray, np.ndarray]], size: f
     fig, axes = plt.subplots(1, len(pairs), figsize=(size * len(pairs), size), squeeze=False)
     for ax, (title, (s, t)) in zip(axes[0], pairs.items()):
         xy = pca_2d(np.concatenate([s, t]))
-        ps, pt = xy[: len(s)], xy[len(s):]
+        ps, pt = xy[: len(s)], xy[len(s) :]
         colours = plt.cm.viridis(np.linspace(0, 1, len(s)))
         for a, b, c in zip(ps, pt, colours):
             ax.plot([a[0], b[0]], [a[1], b[1]], color=c, alpha=0.4, linewidth=0.8)
@@ -200,12 +236,17 @@ def retrieval(s: np.ndarray, t: np.ndarray) -> dict[str, float]:
     d = np.linalg.norm(s[:, None] - t[None], axis=-1)
     n = len(s)
     hits = int((d.argmin(axis=1) == np.arange(n)).sum())
-    return {"hits": hits, "n": n, "chance": 1.0,
-            "p_value": float(binomtest(hits, n, 1 / n, alternative="greater").pvalue) if n > 1 else 1.0}
+    return {
+        "hits": hits,
+        "n": n,
+        "chance": 1.0,
+        "p_value": float(binomtest(hits, n, 1 / n, alternative="greater").pvalue) if n > 1 else 1.0,
+    }
 
 
-def attention_figure(image: np.ndarray, attention: np.ndarray, modalities: Sequence[str],
-                     size: float = 2.6) -> plt.Figure:
+def attention_figure(
+    image: np.ndarray, attention: np.ndarray, modalities: Sequence[str], size: float = 2.6
+) -> plt.Figure:
     """The teacher's fusion weights at the finest scale: one map per modality, in [0, 1]."""
     fig, axes = plt.subplots(1, len(modalities) + 1, figsize=(size * (len(modalities) + 1), size * 1.1))
     axes[0].imshow(image.T, cmap="gray", origin="lower")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pkd_lessons.device import pick_device
+from pkd_lessons.training.device import pick_device
 
 ALL_METHODS = ("control", "kd", "rkd", "ckd", "pkl", "kdnet")
 
@@ -20,13 +20,24 @@ ALL_METHODS = ("control", "kd", "rkd", "ckd", "pkl", "kdnet")
 # profile trains the teacher, the baseline over 3 seeds and one distilled student (for the
 # embeddings and the error explorer); the distillation comparisons and the positive control,
 # which a CPU lesson cannot afford to converge, come from the reference results
-# (pkd_lessons/reference/brain.json: 3 seeds x 20 held-out cases, trained longer).
+# (pkd_lessons/lessons/reference_brain.json: 3 seeds x 20 held-out cases, trained longer).
 QUICK: dict = {
-    "brain_cases": 36, "cardiac_cases": 36, "split": (12, 4, 20), "seeds": 3,
-    "widths": (8, 16, 32, 64), "batch_size": 16, "lr": 3e-3, "dropout": 0.0,
-    "teacher_slice_crop": None, "slice_crop": (64, 64),
-    "teacher_steps": 400, "student_steps": 400, "cardiac_steps": 150, "cardiac_batch_size": 16,
-    "validations": 6, "device": "cpu",
+    "brain_cases": 36,
+    "cardiac_cases": 36,
+    "split": (12, 4, 20),
+    "seeds": 3,
+    "widths": (8, 16, 32, 64),
+    "batch_size": 16,
+    "lr": 3e-3,
+    "dropout": 0.0,
+    "teacher_slice_crop": None,
+    "slice_crop": (64, 64),
+    "teacher_steps": 400,
+    "student_steps": 400,
+    "cardiac_steps": 150,
+    "cardiac_batch_size": 16,
+    "validations": 6,
+    "device": "cpu",
     # the distilled students (and "control") compared over seeds here; the rest: reference results
     "methods": (),
 }
@@ -36,28 +47,68 @@ PROFILES: dict[str, dict] = {
     # The same data, split and networks as quick, every distilled method and the control trained,
     # and longer: run once by `pkd-lessons reference` and kept as data (about 45 minutes on 2 CPU
     # cores).
-    "reference": {**QUICK, "teacher_steps": 1000, "student_steps": 700, "cardiac_steps": 600, "validations": 7,
-                  "device": "auto", "methods": ALL_METHODS},
+    "reference": {
+        **QUICK,
+        "teacher_steps": 1000,
+        "student_steps": 700,
+        "cardiac_steps": 600,
+        "validations": 7,
+        "device": "auto",
+        "methods": ALL_METHODS,
+    },
     # Every branch of every lesson at toy sizes: what the test suite runs to prove that the paths
     # only the full profile takes do not crash. Its numbers mean nothing.
-    "tiny": {**QUICK, "brain_cases": 7, "cardiac_cases": 7, "split": (3, 1, 3), "seeds": 2,
-             "widths": (4, 8, 16, 32), "batch_size": 4, "slice_crop": (32, 32), "teacher_steps": 6,
-             "student_steps": 4, "cardiac_steps": 4, "cardiac_batch_size": 4, "validations": 2,
-             "methods": ALL_METHODS},
+    "tiny": {
+        **QUICK,
+        "brain_cases": 7,
+        "cardiac_cases": 7,
+        "split": (3, 1, 3),
+        "seeds": 2,
+        "widths": (4, 8, 16, 32),
+        "batch_size": 4,
+        "slice_crop": (32, 32),
+        "teacher_steps": 6,
+        "student_steps": 4,
+        "cardiac_steps": 4,
+        "cardiac_batch_size": 4,
+        "validations": 2,
+        "methods": ALL_METHODS,
+    },
     # One 16 GB GPU for a course lab (Colab's T4, fp16 with a loss scaler): the quick profile's data
     # and split, the paper's widths, every method trained over 3 seeds (lesson 06 trains them itself
     # instead of showing the reference results), long enough for the validation curves to flatten.
     # Sized for a few minutes per lesson on a T4 from the CPU timings (GPU times not yet measured).
-    "lab": {**QUICK, "widths": (16, 32, 64, 128), "batch_size": 32, "teacher_steps": 1200, "student_steps": 1000,
-            "cardiac_steps": 600, "cardiac_batch_size": 32, "validations": 8, "device": "auto",
-            "methods": ALL_METHODS},
+    "lab": {
+        **QUICK,
+        "widths": (16, 32, 64, 128),
+        "batch_size": 32,
+        "teacher_steps": 1200,
+        "student_steps": 1000,
+        "cardiac_steps": 600,
+        "cardiac_batch_size": 32,
+        "validations": 8,
+        "device": "auto",
+        "methods": ALL_METHODS,
+    },
     # GPU, the paper's widths and dropout, whole slices, more cases, steps and seeds.
     "full": {
-        "brain_cases": 80, "cardiac_cases": 60, "split": (40, 8, 32), "seeds": 5,
-        "widths": (16, 32, 64, 128), "batch_size": 32, "lr": 2e-3, "dropout": 0.3,
-        "teacher_slice_crop": None, "slice_crop": None,
-        "teacher_steps": 4000, "student_steps": 3000, "cardiac_steps": 2000, "cardiac_batch_size": 16,
-        "validations": 20, "device": "auto", "methods": ALL_METHODS,
+        "brain_cases": 80,
+        "cardiac_cases": 60,
+        "split": (40, 8, 32),
+        "seeds": 5,
+        "widths": (16, 32, 64, 128),
+        "batch_size": 32,
+        "lr": 2e-3,
+        "dropout": 0.3,
+        "teacher_slice_crop": None,
+        "slice_crop": None,
+        "teacher_steps": 4000,
+        "student_steps": 3000,
+        "cardiac_steps": 2000,
+        "cardiac_batch_size": 16,
+        "validations": 20,
+        "device": "auto",
+        "methods": ALL_METHODS,
     },
 }
 

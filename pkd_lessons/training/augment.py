@@ -54,8 +54,9 @@ def random_thetas(generator: torch.Generator, batch: int, degrees: float) -> tor
     return torch.stack([torch.stack([cos, -sin, zeros], 1), torch.stack([sin, cos, zeros], 1)], 1)
 
 
-def apply_affine(x: torch.Tensor, theta: torch.Tensor, mode: str = "bilinear",
-                 grid: torch.Tensor | None = None) -> torch.Tensor:
+def apply_affine(
+    x: torch.Tensor, theta: torch.Tensor, mode: str = "bilinear", grid: torch.Tensor | None = None
+) -> torch.Tensor:
     """Resample ``(B, C, H, W)`` with per-sample matrices ``theta`` (zeros outside, as the background).
 
     ``grid``: the sampling grid of ``theta`` for this ``H`` x ``W`` if already computed (it does not
@@ -68,8 +69,9 @@ def apply_affine(x: torch.Tensor, theta: torch.Tensor, mode: str = "bilinear",
     return out.to(x.dtype)
 
 
-def random_crops(batch: dict[str, torch.Tensor], size: tuple[int, int], generator: torch.Generator,
-                 grid: int = 1) -> dict[str, torch.Tensor]:
+def random_crops(
+    batch: dict[str, torch.Tensor], size: tuple[int, int], generator: torch.Generator, grid: int = 1
+) -> dict[str, torch.Tensor]:
     """Cut one random ``size`` window per sample out of every spatial entry of a 2D batch.
 
     The 2D counterpart of the reference code's random 80^3 crops: each sample's window is drawn
@@ -108,7 +110,9 @@ def random_crops(batch: dict[str, torch.Tensor], size: tuple[int, int], generato
         f = big_h // x.shape[-2]
         if f < 1 or x.shape[-2] * f != big_h or x.shape[-1] * f != big_w or grid % f:
             continue  # not a spatial entry of this batch's slices
-        out[k] = torch.stack([x[i, ..., oy[i] // f:(oy[i] + h) // f, ox[i] // f:(ox[i] + w) // f] for i in range(b)])
+        out[k] = torch.stack(
+            [x[i, ..., oy[i] // f : (oy[i] + h) // f, ox[i] // f : (ox[i] + w) // f] for i in range(b)]
+        )
     return out
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from monai.metrics import compute_dice
 
-from pkd_lessons.labels import LabelConvention
+from pkd_lessons.data.labels import LabelConvention
 
 
 def region_dice(prediction: np.ndarray, reference: np.ndarray, convention: LabelConvention) -> dict[str, float]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from pkd_lessons.data.layouts import BRAIN_MODALITIES, STUDENT_MODALITY
+
 METHODS: dict[str, str] = {
     "teacher": "multimodal teacher, all modalities, segmentation loss only",
     "baseline": "unimodal student, segmentation loss only (labels only)",
@@ -19,6 +21,10 @@ STUDENT_METHODS = tuple(m for m in METHODS if m != "teacher")
 MODEL_KEYS = ("method", "arch", "modalities", "modality", "num_classes", "spatial_dims", "widths", "dropout")
 # Settings that change how fast a run computes, not what it computes: a run may resume with others.
 SPEED_KEYS = ("placement", "channels_last", "compile")
+#: Precision requests (:func:`~pkd_lessons.training.precision.choose_precision`).
+AMP_CHOICES = ("auto", "off", "bf16", "fp16")
+#: Where the training slices may live (:func:`~pkd_lessons.training.inputs.choose_placement`).
+PLACEMENTS = ("auto", "device", "pinned")
 
 
 @dataclass(frozen=True)
@@ -65,15 +71,15 @@ class TrainConfig:
         amp: ``"auto"`` (bf16 where supported, fp16 with a scaler on older GPUs, off on CPU),
             ``"off"``, ``"bf16"`` or ``"fp16"``.
         placement: where the training slices live: ``"auto"`` (on the GPU when they fit, else in
-            pinned host memory), ``"device"`` or ``"pinned"`` (see :mod:`pkd_lessons.feed`).
+            pinned host memory), ``"device"`` or ``"pinned"`` (see :mod:`pkd_lessons.training.inputs`).
         channels_last: channels-last memory layout on CUDA (faster convolutions with tensor cores).
         compile: ``torch.compile`` the network: faster steps after a compilation of a minute or
             more, so worth it only for long runs.
     """
 
     method: str = "baseline"
-    modalities: tuple[str, ...] = ("flair", "t1", "t1ce", "t2")
-    modality: str = "t1ce"
+    modalities: tuple[str, ...] = BRAIN_MODALITIES
+    modality: str = STUDENT_MODALITY["brain"]
     num_classes: int = 4
     spatial_dims: int = 2
     widths: tuple[int, ...] = (16, 32, 64, 128)
@@ -121,14 +127,14 @@ class TrainConfig:
             raise ValueError(f"arch must be 'attention' or 'early', got {self.arch!r}")
         if self.optimizer not in ("adam", "sgd"):
             raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
-        if self.amp not in ("auto", "off", "bf16", "fp16"):
+        if self.amp not in AMP_CHOICES:
             raise ValueError(f"amp must be auto, off, bf16 or fp16, got {self.amp!r}")
         for name in ("steps", "batch_size", "num_classes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if len(self.widths) < 2 or min(self.widths) < 1:
             raise ValueError(f"widths must list at least two positive channel counts, got {self.widths}")
-        if self.placement not in ("auto", "device", "pinned"):
+        if self.placement not in PLACEMENTS:
             raise ValueError(f"placement must be auto, device or pinned, got {self.placement!r}")
         if not 0 <= self.intensity < 1:
             raise ValueError(f"intensity must be in [0, 1), got {self.intensity}")
@@ -168,7 +174,7 @@ class TrainConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict) -> TrainConfig:
         """Inverse of :meth:`to_dict`; unknown keys are an error."""
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import optimize, stats
 
+from pkd_lessons.markdown import markdown_table
+
 #: Metrics for which a smaller value is better (the verdict's direction flips).
 LOWER_IS_BETTER = frozenset({"hd95"})
 
@@ -66,8 +68,9 @@ def _value(cases: dict, case: str, region: str, metric: str, where: str) -> floa
         raise ValueError(f"{where}, case {case!r}: no {metric!r} for region {region!r}") from err
 
 
-def paired_differences(records: Sequence[dict], method: str, reference: str = "baseline",
-                       region: str = "WT", metric: str = "dice") -> np.ndarray:
+def paired_differences(
+    records: Sequence[dict], method: str, reference: str = "baseline", region: str = "WT", metric: str = "dice"
+) -> np.ndarray:
     """Differences ``method - reference`` paired by seed and by case.
 
     ``D[i, j] = value(method, seed_i, case_j) - value(reference, seed_i, case_j)``, where ``seed_i``
@@ -95,17 +98,26 @@ def paired_differences(records: Sequence[dict], method: str, reference: str = "b
     mine, theirs = table[method], table[reference]
     seeds = sorted(set(mine) & set(theirs))
     if not seeds:
-        raise ValueError(f"{method!r} (seeds {sorted(mine)}) and {reference!r} (seeds {sorted(theirs)}) "
-                         "have no seed in common")
+        raise ValueError(
+            f"{method!r} (seeds {sorted(mine)}) and {reference!r} (seeds {sorted(theirs)}) have no seed in common"
+        )
     cases = sorted(mine[seeds[0]])
     for s in seeds:
         if sorted(theirs[s]) != sorted(mine[s]):
             raise ValueError(f"{method!r} and {reference!r} were scored on different cases for seed {s!r}")
         if sorted(mine[s]) != cases:
             raise ValueError(f"{method!r} was scored on different cases for seed {s!r} than for seed {seeds[0]!r}")
-    return np.array([[_value(mine[s], c, region, metric, f"{method!r}, seed {s!r}")
-                      - _value(theirs[s], c, region, metric, f"{reference!r}, seed {s!r}")
-                      for c in cases] for s in seeds], dtype=float)
+    return np.array(
+        [
+            [
+                _value(mine[s], c, region, metric, f"{method!r}, seed {s!r}")
+                - _value(theirs[s], c, region, metric, f"{reference!r}, seed {s!r}")
+                for c in cases
+            ]
+            for s in seeds
+        ],
+        dtype=float,
+    )
 
 
 def _check_diffs(diffs: np.ndarray) -> np.ndarray:
@@ -120,8 +132,7 @@ def _check_diffs(diffs: np.ndarray) -> np.ndarray:
     return diffs
 
 
-def hierarchical_bootstrap(diffs: np.ndarray, level: float = 0.95, resamples: int = 4000,
-                           seed: int = 0) -> dict:
+def hierarchical_bootstrap(diffs: np.ndarray, level: float = 0.95, resamples: int = 4000, seed: int = 0) -> dict:
     """Percentile interval for the mean of a ``(seeds, cases)`` matrix of paired differences.
 
     Each resample draws ``S`` seeds with replacement, then, within each drawn seed, ``C`` cases with
@@ -163,8 +174,15 @@ def hierarchical_bootstrap(diffs: np.ndarray, level: float = 0.95, resamples: in
     means = diffs[seed_idx[:, :, None], case_idx].mean(axis=(1, 2))
     alpha = 1.0 - level
     low, high = np.percentile(means, [100 * alpha / 2, 100 * (1 - alpha / 2)])
-    return {"mean": float(diffs.mean()), "low": float(low), "high": float(high),
-            "se": float(means.std(ddof=1)), "seeds": n_seeds, "cases": n_cases, "n": n_seeds * n_cases}
+    return {
+        "mean": float(diffs.mean()),
+        "low": float(low),
+        "high": float(high),
+        "se": float(means.std(ddof=1)),
+        "seeds": n_seeds,
+        "cases": n_cases,
+        "n": n_seeds * n_cases,
+    }
 
 
 def detectable_difference(se: float, level: float = 0.95, power: float = 0.8) -> float:
@@ -278,8 +296,15 @@ def _verdict(low: float, high: float, metric: str) -> str:
     return "better" if higher != (metric in LOWER_IS_BETTER) else "worse"
 
 
-def compare(records: Sequence[dict], reference: str = "baseline", metric: str = "dice", level: float = 0.95,
-            power: float = 0.8, resamples: int = 4000, seed: int = 0) -> list[dict]:
+def compare(
+    records: Sequence[dict],
+    reference: str = "baseline",
+    metric: str = "dice",
+    level: float = 0.95,
+    power: float = 0.8,
+    resamples: int = 4000,
+    seed: int = 0,
+) -> list[dict]:
     """Compare every method with ``reference``, region by region.
 
     For each method other than ``reference`` (in record order) and each of its regions (in order of
@@ -316,11 +341,21 @@ def compare(records: Sequence[dict], reference: str = "baseline", metric: str = 
         for region in regions:
             diffs = paired_differences(records, method, reference, region, metric)
             boot = hierarchical_bootstrap(diffs, level, resamples, seed)
-            rows.append({"method": method, "region": region, "diff": boot["mean"], "low": boot["low"],
-                         "high": boot["high"], "se": boot["se"],
-                         "detectable": detectable_difference(boot["se"], level, power),
-                         "seeds": boot["seeds"], "cases": boot["cases"], "n": boot["n"],
-                         "verdict": _verdict(boot["low"], boot["high"], metric)})
+            rows.append(
+                {
+                    "method": method,
+                    "region": region,
+                    "diff": boot["mean"],
+                    "low": boot["low"],
+                    "high": boot["high"],
+                    "se": boot["se"],
+                    "detectable": detectable_difference(boot["se"], level, power),
+                    "seeds": boot["seeds"],
+                    "cases": boot["cases"],
+                    "n": boot["n"],
+                    "verdict": _verdict(boot["low"], boot["high"], metric),
+                }
+            )
     return rows
 
 
@@ -346,13 +381,16 @@ def _checked_verdict(row: dict) -> str:
         raise ValueError(f"verdict of {row['method']!r}, {row['region']!r} must be one of {VERDICTS}, got {verdict!r}")
     includes_zero = row["low"] <= 0 <= row["high"]
     if includes_zero != (verdict == "no difference detected"):
-        raise ValueError(f"verdict {verdict!r} of {row['method']!r}, {row['region']!r} contradicts its interval "
-                         f"[{row['low']:g}, {row['high']:g}]")
+        raise ValueError(
+            f"verdict {verdict!r} of {row['method']!r}, {row['region']!r} contradicts its interval "
+            f"[{row['low']:g}, {row['high']:g}]"
+        )
     return verdict
 
 
-def verdict_lines(rows: Sequence[dict], reference: str = "baseline", scale: float = 100.0,
-                  unit: str = "Dice points") -> str:
+def verdict_lines(
+    rows: Sequence[dict], reference: str = "baseline", scale: float = 100.0, unit: str = "Dice points"
+) -> str:
     """One Markdown bullet per row of :func:`compare`, worded only from its numbers.
 
     For example ``- pkl, WT: +0.6 Dice points [-0.1, +1.2] (3 seeds x 20 cases; detectable: 1.4):
@@ -377,20 +415,31 @@ def verdict_lines(rows: Sequence[dict], reference: str = "baseline", scale: floa
     for r in rows:
         verdict = _checked_verdict(r)
         detectable = _fmt(r["detectable"], scale, 1, sign=False)
-        head = (f"- {r['method']}, {r['region']}: {_fmt(r['diff'], scale, 1)} {unit} "
-                f"[{_fmt(r['low'], scale, 1)}, {_fmt(r['high'], scale, 1)}] "
-                f"({_plural(r['seeds'], 'seed')} x {_plural(r['cases'], 'case')}; detectable: {detectable})")
+        head = (
+            f"- {r['method']}, {r['region']}: {_fmt(r['diff'], scale, 1)} {unit} "
+            f"[{_fmt(r['low'], scale, 1)}, {_fmt(r['high'], scale, 1)}] "
+            f"({_plural(r['seeds'], 'seed')} x {_plural(r['cases'], 'case')}; detectable: {detectable})"
+        )
         if verdict == "no difference detected":
-            tail = (f"no difference detected (the interval includes 0; this comparison can only detect "
-                    f"differences of about {detectable} {short} or more)")
+            tail = (
+                f"no difference detected (the interval includes 0; this comparison can only detect "
+                f"differences of about {detectable} {short} or more)"
+            )
         else:
             tail = f"{verdict} than the {reference}"
         lines.append(f"{head}: {tail}")
     return "\n".join(lines)
 
 
-def to_markdown(rows: Sequence[dict], scale: float = 100.0, reference: str = "baseline", digits: int = 1,
-                *, level: float = 0.95, power: float = 0.8) -> str:
+def comparison_table(
+    rows: Sequence[dict],
+    scale: float = 100.0,
+    reference: str = "baseline",
+    digits: int = 1,
+    *,
+    level: float = 0.95,
+    power: float = 0.8,
+) -> str:
     """A Markdown table of the rows of :func:`compare`.
 
     Columns: method, region, ``Δ vs reference [95% CI]``, ``detectable Δ (80% power)``,
@@ -411,13 +460,24 @@ def to_markdown(rows: Sequence[dict], scale: float = 100.0, reference: str = "ba
     Raises:
         ValueError: a row's verdict is unknown or contradicts its interval.
     """
-    head = ["method", "region", f"Δ vs {reference} [{level * 100:g}% CI]",
-            f"detectable Δ ({power * 100:g}% power)", "seeds × cases", "verdict"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    head = [
+        "method",
+        "region",
+        f"Δ vs {reference} [{level * 100:g}% CI]",
+        f"detectable Δ ({power * 100:g}% power)",
+        "seeds × cases",
+        "verdict",
+    ]
+    table = []
     for r in rows:
         low, high = _fmt(r["low"], scale, digits), _fmt(r["high"], scale, digits)
-        cells = [str(r["method"]), str(r["region"]), f"{_fmt(r['diff'], scale, digits)} [{low}, {high}]",
-                 _fmt(r["detectable"], scale, digits, sign=False), f"{r['seeds']} × {r['cases']}",
-                 _checked_verdict(r)]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        cells = [
+            str(r["method"]),
+            str(r["region"]),
+            f"{_fmt(r['diff'], scale, digits)} [{low}, {high}]",
+            _fmt(r["detectable"], scale, digits, sign=False),
+            f"{r['seeds']} × {r['cases']}",
+            _checked_verdict(r),
+        ]
+        table.append(cells)
+    return markdown_table(head, table)

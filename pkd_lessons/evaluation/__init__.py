@@ -1,0 +1,22 @@
+"""Evaluation: predict whole volumes, score them per case, and compare methods over seeds and cases.
+
+* :mod:`~pkd_lessons.evaluation.prediction` - slice-by-slice or sliding-window prediction, then
+  Dice and HD95 per region and case.
+* :mod:`~pkd_lessons.evaluation.metrics` - overlap of two segmentations, region by region.
+* :mod:`~pkd_lessons.evaluation.statistics` - paired differences, hierarchical bootstrap intervals,
+  detectable differences and power.
+* :mod:`~pkd_lessons.evaluation.tables` - result tables over methods and seeds, with their spread.
+"""
+
+from pkd_lessons._exports import lazy_exports
+
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        ".prediction": "evaluate mean_dice predict_volume score_case validation_dice",
+        ".metrics": "annotation_agreement region_dice",
+        ".statistics": "compare detectable_difference detectable_difference_t hierarchical_bootstrap "
+        "paired_differences paired_t_power verdict_lines comparison_table",
+        ".tables": "plot_summary save_results summarize summary_table",
+    },
+)

@@ -1,0 +1,28 @@
+"""Training: the run's settings, the trainer, its input path, and the machinery around them.
+
+* :mod:`~pkd_lessons.training.config` - :class:`TrainConfig`, the settings of one run.
+* :mod:`~pkd_lessons.training.trainer` - :func:`train` and :class:`Trainer`: one loop for the
+  teacher, the baseline and every distilled student.
+* :mod:`~pkd_lessons.training.inputs` - training slices stacked once, placed on the device, drawn
+  by index; the teacher's cached outputs beside them.
+* :mod:`~pkd_lessons.training.augment` - flips, affine and crops of a whole batch on its device.
+* :mod:`~pkd_lessons.training.device`, :mod:`~pkd_lessons.training.precision` - where and in
+  which precision a run computes.
+* :mod:`~pkd_lessons.training.checkpoint` - checkpoints written atomically and checked on load.
+* :mod:`~pkd_lessons.training.benchmark` - how fast the trainer runs and what the input path costs.
+"""
+
+from pkd_lessons._exports import lazy_exports
+
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        ".config": "METHODS STUDENT_METHODS TrainConfig",
+        ".trainer": "Trainer build_model freeze load_model seed_everything train",
+        ".inputs": "BatchFeed CropFeed SliceBank TeacherOutputs teacher_cache",
+        ".augment": "BatchAugment",
+        ".device": "describe_device pick_device",
+        ".precision": "Precision choose_precision",
+        ".checkpoint": "load_checkpoint save_checkpoint",
+    },
+)
