@@ -4,7 +4,7 @@
 #   make test-fast the suite without the notebooks and the browser (about 4 minutes): the inner loop
 #   make lint      ruff (lint and format check) and nbstripout, as the pre-commit hooks run them
 #   make reference regenerate the reference results the lessons show (pkd_lessons/lessons/reference_brain.json)
-# Both create the virtual environment in .venv first when it is missing or out of date.
+# Each target creates the virtual environment in .venv first when it is missing or out of date.
 
 PYTHON  ?= python3
 VENV    ?= .venv

@@ -25,11 +25,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pkd_lessons import __version__
-from pkd_lessons.data.datasets import TEST_FRACTION
 from pkd_lessons.data.layouts import STUDENT_MODALITY, student_modality
 from pkd_lessons.errors import DataError, TrainingError
 from pkd_lessons.lessons.profiles import PROFILES
-from pkd_lessons.training.config import AMP_CHOICES, METHODS, PLACEMENTS, TrainConfig
+from pkd_lessons.training.config import AMP_CHOICES, METHODS, PLACEMENTS, TEST_FRACTION, TrainConfig
 
 #: The training options' defaults are TrainConfig's own: one home for each.
 DEFAULT = TrainConfig()

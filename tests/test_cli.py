@@ -63,8 +63,7 @@ def test_console_script_installed():
 
 def test_train_options_default_to_the_configs_own_values():
     """One home for each default: the train command's options are TrainConfig's."""
-    from pkd_lessons.data.datasets import TEST_FRACTION
-    from pkd_lessons.training.config import TrainConfig
+    from pkd_lessons.training.config import TEST_FRACTION, TrainConfig
 
     parser = build_parser()
     args = parser.parse_args(["train", "--method", "baseline", "--data", "d", "--out", "o"])

@@ -213,10 +213,11 @@ def test_auto_profile_is_lab_on_a_gpu_and_quick_on_a_cpu(monkeypatch):
     import torch
 
     from pkd_lessons.lessons import profiles
+    from pkd_lessons.training import device
 
-    monkeypatch.setattr(profiles, "pick_device", lambda preference: torch.device("cpu"))
+    monkeypatch.setattr(device, "pick_device", lambda preference: torch.device("cpu"))
     assert get_profile("auto")["profile"] == "quick" and get_profile("auto")["device"] == "cpu"
-    monkeypatch.setattr(profiles, "pick_device", lambda preference: torch.device("cuda"))
+    monkeypatch.setattr(device, "pick_device", lambda preference: torch.device("cuda"))
     lab = get_profile("auto")
     assert lab["profile"] == "lab" and lab["device"] == "auto" and lab["widths"] == (16, 32, 64, 128)
     assert set(lab["methods"]) == set(profiles.ALL_METHODS) and lab["seeds"] >= 3

@@ -96,9 +96,11 @@ def test_readme_layout_names_every_module():
 
 
 def test_import_is_light_and_every_export_resolves():
-    """``import pkd_lessons`` loads neither torch nor MONAI; every name a package exports exists."""
+    """``import pkd_lessons`` and ``pkd-lessons --help`` load neither torch nor MONAI; every name a
+    package exports exists."""
     code = (
-        "import sys, importlib, pkd_lessons\n"
+        "import sys, importlib, pkd_lessons, pkd_lessons.cli\n"
+        "pkd_lessons.cli.build_parser()  # pkd-lessons --help\n"
         "assert not {'torch', 'monai', 'matplotlib'} & set(sys.modules), sorted(sys.modules)\n"
         "for pkg in ('pkd_lessons', 'pkd_lessons.data', 'pkd_lessons.training', 'pkd_lessons.evaluation',\n"
         "            'pkd_lessons.lessons', 'pkd_lessons.lessons.figures'):\n"
@@ -117,3 +119,11 @@ def test_an_unknown_name_is_an_attribute_error():
 
     with pytest.raises(AttributeError, match="no attribute 'Lesosn'"):
         pkd_lessons.Lesosn  # noqa: B018
+
+
+def test_notebooks_are_found_from_any_folder(tmp_path, monkeypatch):
+    """Without --notebooks, the commands find the repository's lessons from any working folder."""
+    from pkd_lessons.lessons.runner import find_notebooks
+
+    monkeypatch.chdir(tmp_path)
+    assert [p.parent for p in find_notebooks()] == [REPO / "notebooks"] * 10

@@ -11,7 +11,7 @@ from pkd_lessons._exports import lazy_exports
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
-        ".datasets": "CropDataset SliceDataset TEST_FRACTION split_cases",
+        ".datasets": "CropDataset SliceDataset split_cases",
         ".layouts": "BRAIN_MODALITIES HEART_MODALITIES STUDENT_MODALITY Case ImageRef find_cases student_modality",
         ".normalize": "zscore_percentile",
         ".volumes": "CaseVolume load_case load_cases",

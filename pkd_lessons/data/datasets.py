@@ -11,10 +11,6 @@ from torch.utils.data import Dataset
 
 from pkd_lessons.data.volumes import CaseVolume
 
-#: Share of cases held out for testing when a command splits a folder itself (``pkd-lessons train``):
-#: 20 %, as in the BraTS 2018 split (200/28/57) of the re-implementation quoted in lesson 03.
-TEST_FRACTION = 0.2
-
 
 def _channels(volume: CaseVolume, modalities: Sequence[str] | None) -> list[int]:
     if modalities is None:

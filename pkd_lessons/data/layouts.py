@@ -47,9 +47,10 @@ def student_modality(modalities: Sequence[str]) -> str:
         modalities: the data set's modalities (a case's or a volume's ``modalities``).
 
     Returns:
-        ``"lge"`` for cardiac data (bSSFP, LGE, T2), ``"t1ce"`` otherwise.
+        ``"lge"`` for cardiac data (with an LGE image and no T1ce), ``"t1ce"`` otherwise.
     """
-    return STUDENT_MODALITY["cardiac" if tuple(modalities) == HEART_MODALITIES else "brain"]
+    cardiac = "lge" in modalities and "t1ce" not in modalities
+    return STUDENT_MODALITY["cardiac" if cardiac else "brain"]
 
 
 @dataclass(frozen=True)
@@ -172,8 +173,8 @@ def _find_myops(files: list[Path], require_labels: bool) -> list[Case]:
             continue
         cid, folder = m.group(1), path.parent
         images = {
-            m: ImageRef(_require(folder, f"{cid}_{suffix}", cid, f"{m} ({suffix}) image"))
-            for m, suffix in MYOPS_SUFFIX.items()
+            mod: ImageRef(_require(folder, f"{cid}_{suffix}", cid, f"{mod} ({suffix}) image"))
+            for mod, suffix in MYOPS_SUFFIX.items()
         }
 
         def lookup(stem: str) -> Path | None:

@@ -121,4 +121,4 @@ def _readme(paths: list[Path]) -> str:
         for path in paths
         for ex in exercises(nbformat.read(path, as_version=4), path.stem)
     ]
-    return "\n".join(lines) + markdown_table(["lesson", "exercise", "kind", "points"], rows) + "\n"
+    return "\n".join([*lines, markdown_table(["lesson", "exercise", "kind", "points"], rows)]) + "\n"

@@ -28,7 +28,6 @@ from pkd_lessons.data.layouts import student_modality as default_student_modalit
 from pkd_lessons.data.volumes import CaseVolume
 from pkd_lessons.evaluation.prediction import evaluate
 from pkd_lessons.lessons.profiles import default_data_root, get_profile
-from pkd_lessons.markdown import markdown_table  # noqa: F401  (re-exported for the notebooks)
 from pkd_lessons.phantoms import ensure_phantoms
 from pkd_lessons.training.config import TrainConfig
 from pkd_lessons.training.device import pick_device

@@ -10,8 +10,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pkd_lessons.training.device import pick_device
-
 ALL_METHODS = ("control", "kd", "rkd", "ckd", "pkl", "kdnet")
 
 # CPU, 2 cores: the series in under 20 minutes. The teacher trains on whole slices until its
@@ -129,6 +127,8 @@ def get_profile(name: str = "auto", **overrides) -> dict:
         ValueError: unknown profile or unknown setting.
     """
     if name == "auto":
+        from pkd_lessons.training.device import pick_device  # torch: imported only when "auto" is resolved
+
         name = "quick" if pick_device("auto").type == "cpu" else "lab"
     if name not in PROFILES:
         raise ValueError(f"profile must be one of {', '.join([*PROFILES, 'auto'])}, got {name!r}")

@@ -36,7 +36,7 @@ _LOSS_POINTS = 200
 def _commit() -> str:
     """The git commit of the package's source tree, or ``"unknown"`` outside a checkout."""
     try:
-        root = Path(__file__).resolve().parent.parent
+        root = Path(__file__).resolve().parents[2]
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],

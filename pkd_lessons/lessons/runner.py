@@ -38,7 +38,7 @@ def find_notebooks(folder: str | os.PathLike | None = None) -> list[Path]:
     Raises:
         FileNotFoundError: no notebooks found.
     """
-    candidates = [Path(folder)] if folder else [Path("notebooks"), Path(__file__).resolve().parent.parent / "notebooks"]
+    candidates = [Path(folder)] if folder else [Path("notebooks"), Path(__file__).resolve().parents[2] / "notebooks"]
     for c in candidates:
         found = sorted(p for p in c.glob("[0-9][0-9]_*.ipynb"))
         if found:

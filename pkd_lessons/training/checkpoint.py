@@ -95,5 +95,5 @@ def fingerprint(state: dict) -> str:
     for name, tensor in sorted(state["model"].items()):
         tensor = tensor.detach().cpu().contiguous()
         h.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
-        h.update(tensor.view(torch.uint8).numpy().data)
+        h.update(tensor.reshape(-1).view(torch.uint8).numpy().data)  # reshape: 0-d tensors too
     return h.hexdigest()[:16]
