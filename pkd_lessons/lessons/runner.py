@@ -58,7 +58,7 @@ def run_lessons(
     notebooks: str | os.PathLike | None = None,
     only: list[str] | None = None,
     data_root: str | os.PathLike | None = None,
-    timeout: int = 1800,
+    timeout: int = 7200,
 ) -> tuple[Path, list[LessonRun]]:
     """Execute the lessons with papermill and write ``OUT/SUMMARY.md``.
 
@@ -69,7 +69,8 @@ def run_lessons(
         notebooks: folder of the lesson notebooks.
         only: run only notebooks whose name starts with one of these prefixes (e.g. ``["00", "03"]``).
         data_root: folder holding (or to hold) the phantom sets.
-        timeout: seconds a single cell may run.
+        timeout: seconds a single cell may run: a guard against a hung kernel, not a speed check (lesson
+            02's training cell took over 1800 s on 2 cores shared with a second PyTorch job).
 
     Returns:
         The summary's path and one :class:`LessonRun` per notebook.
