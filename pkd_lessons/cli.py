@@ -115,30 +115,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--steps", type=_positive, default=DEFAULT.steps, help=f"optimisation steps (default {DEFAULT.steps})"
     )
     tr.add_argument(
-        "--batch-size",
-        type=_positive,
-        default=DEFAULT.batch_size,
-        help=f"slices or crops per step (default {DEFAULT.batch_size})",
-    )
-    tr.add_argument(
         "--seed",
         type=int,
         default=DEFAULT.seed,
         help=f"seed of initialisation, batches and augmentation (default {DEFAULT.seed})",
     )
-    tr.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     tr.add_argument(
         "--dims",
         type=int,
         choices=[2, 3],
         default=DEFAULT.spatial_dims,
         help=f"2: slices, 3: volumes (default {DEFAULT.spatial_dims})",
-    )
-    tr.add_argument(
-        "--widths",
-        type=_widths,
-        default=DEFAULT.widths,
-        help=f"channels of the four stages (default {','.join(map(str, DEFAULT.widths))})",
     )
     tr.add_argument("--lr", type=float, default=DEFAULT.lr, help=f"initial learning rate (default {DEFAULT.lr:g})")
     tr.add_argument(
@@ -153,13 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT.temperature,
         help=f"distillation temperature (default {DEFAULT.temperature:g})",
     )
-    tr.add_argument(
-        "--amp",
-        choices=list(AMP_CHOICES),
-        default=DEFAULT.amp,
-        help=f"mixed precision (default {DEFAULT.amp}; auto: bf16/fp16 on GPUs, off on CPU)",
-    )
-    _speed_options(tr)
+    _compute_options(tr, batch="slices or crops per step")
     tr.add_argument(
         "--intensity",
         type=float,
@@ -296,18 +277,6 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="resample slices to SIZE x SIZE (default: the data's own, 80x104 for the phantom)",
     )
-    bm.add_argument(
-        "--batch-size",
-        type=_positive,
-        default=DEFAULT.batch_size,
-        help=f"slices per step (default {DEFAULT.batch_size})",
-    )
-    bm.add_argument(
-        "--widths",
-        type=_widths,
-        default=DEFAULT.widths,
-        help=f"U-Net widths (default {','.join(map(str, DEFAULT.widths))})",
-    )
     bm.add_argument("--steps", type=_positive, default=10, help="timed steps per measurement (default 10)")
     bm.add_argument("--warmup", type=int, default=2, help="untimed steps before each measurement (default 2)")
     bm.add_argument(
@@ -316,15 +285,30 @@ def build_parser() -> argparse.ArgumentParser:
         default=3,
         help="measurements of each kind, alternating; the fastest counts (default 3)",
     )
-    bm.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    bm.add_argument("--amp", choices=list(AMP_CHOICES), default=DEFAULT.amp, help=f"precision (default {DEFAULT.amp})")
-    _speed_options(bm)
+    _compute_options(bm, batch="slices per step")
     bm.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
-def _speed_options(parser: argparse.ArgumentParser) -> None:
-    """Options that change how fast training computes, not what (shared by train and benchmark)."""
+def _compute_options(parser: argparse.ArgumentParser, batch: str) -> None:
+    """What a step computes on and how (shared by train and benchmark): batch, widths, device, precision,
+    and the options that change only how fast it runs. ``batch`` describes one batch in the help."""
+    parser.add_argument(
+        "--batch-size", type=_positive, default=DEFAULT.batch_size, help=f"{batch} (default {DEFAULT.batch_size})"
+    )
+    parser.add_argument(
+        "--widths",
+        type=_widths,
+        default=DEFAULT.widths,
+        help=f"channels of the four U-Net stages (default {','.join(map(str, DEFAULT.widths))})",
+    )
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    parser.add_argument(
+        "--amp",
+        choices=list(AMP_CHOICES),
+        default=DEFAULT.amp,
+        help=f"mixed precision (default {DEFAULT.amp}; auto: bf16/fp16 on GPUs, off on CPU)",
+    )
     parser.add_argument(
         "--placement",
         choices=list(PLACEMENTS),
