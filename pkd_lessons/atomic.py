@@ -101,8 +101,29 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
     Yields:
         A path in the same folder to write the content to (it does not exist yet).
 
-    Raises:
-        Whatever the block raises; the temporary file is removed first.
+    An exception raised in the block propagates, after the temporary file is removed.
+
+    Examples:
+        While the block writes, the destination does not exist yet (a reader sees the old file or
+        none, never half of the new one); a block that fails leaves the old file as it was:
+
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     dest = Path(folder) / "metrics.json"
+        ...     with atomic_file(dest) as tmp:
+        ...         _ = tmp.write_text('{"WT": 0.81}')
+        ...         print(dest.exists(), tmp.parent == dest.parent, tmp.suffix)
+        ...     try:
+        ...         with atomic_file(dest) as tmp:
+        ...             _ = tmp.write_text('{"WT": 0.')
+        ...             raise OSError("disk full")
+        ...     except OSError as err:
+        ...         print(err)
+        ...     print(dest.read_text(), [p.name for p in Path(folder).iterdir()])
+        False True .json
+        disk full
+        {"WT": 0.81} ['metrics.json']
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -166,6 +187,21 @@ def atomic_dir(
     Raises:
         FileExistsError: ``path`` exists and ``overwrite`` is False, or it is not this package's.
         ValueError: ``path`` is the current folder or one above it.
+
+    Examples:
+        The finished folder carries the marker that later allows ``overwrite=True`` to replace it:
+
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     with atomic_dir(Path(folder) / "run") as tmp:
+        ...         _ = (tmp / "history.json").write_text("{}")
+        ...     print(sorted(p.name for p in (Path(folder) / "run").iterdir()))
+        ...     with atomic_dir(Path(folder) / "run", overwrite=True) as tmp:
+        ...         _ = (tmp / "history.json").write_text('{"step": [1]}')
+        ...     print((Path(folder) / "run" / "history.json").read_text())
+        ['.pkd-lessons-folder', 'history.json']
+        {"step": [1]}
     """
     path = Path(path)
     if path.exists() or path.is_symlink():

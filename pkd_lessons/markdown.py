@@ -25,6 +25,17 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> s
 
     Raises:
         ValueError: a row has another number of cells than the header.
+
+    Examples:
+        Dice values get three decimals, distances of 10 mm or more one; a string is printed as it
+        is (a float 9.9 would show as ``9.900``):
+
+        >>> rows = [["baseline", 0.8123, 12.34], ["pkl", 0.8456, "9.9"]]
+        >>> print(markdown_table(["method", "WT Dice", "HD95 (mm)"], rows))
+        | method | WT Dice | HD95 (mm) |
+        |---|---|---|
+        | baseline | 0.812 | 12.3 |
+        | pkl | 0.846 | 9.9 |
     """
     lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
     for i, row in enumerate(rows):

@@ -163,6 +163,18 @@ def split_cases(items: Sequence, fractions: Sequence[float] = (0.6, 0.2, 0.2), s
 
     Raises:
         ValueError: fewer cases than groups with a positive share.
+
+    Examples:
+        Ten cases into 60/20/20 %: every case lands in exactly one group, so no slice of a test
+        case is ever seen in training. Three cases still give three non-empty groups:
+
+        >>> train, val, test = split_cases([f"case{i}" for i in range(10)], seed=0)
+        >>> len(train), len(val), len(test)
+        (6, 2, 2)
+        >>> sorted(train + val + test) == sorted(f"case{i}" for i in range(10))
+        True
+        >>> [len(group) for group in split_cases(["a", "b", "c"])]
+        [1, 1, 1]
     """
     fractions = np.asarray(fractions, dtype=float)
     if (fractions < 0).any() or fractions.sum() <= 0:

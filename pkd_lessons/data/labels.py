@@ -78,6 +78,26 @@ class LabelConvention:
 
         Raises:
             DataError: a value is not part of this convention (the message lists them).
+
+        Examples:
+            BraTS writes the enhancing tumour as 4, the Decathlon swaps oedema and core; both become
+            the same classes (1 necrotic core, 2 oedema, 3 enhancing):
+
+            >>> import numpy as np
+            >>> BRATS.to_classes(np.array([0, 1, 2, 4])).tolist()
+            [0, 1, 2, 3]
+            >>> MSD.to_classes(np.array([0, 1, 2, 3])).tolist()
+            [0, 2, 1, 3]
+            >>> MYOPS.to_classes(np.array([0, 500, 200, 600, 1220, 2221])).tolist()
+            [0, 1, 2, 3, 4, 5]
+
+            A value from another convention is an error, not a silent mix-up (3 is BraTS 2023's
+            enhancing tumour):
+
+            >>> BRATS.to_classes(np.array([0, 3]), source="seg.nii.gz")  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+              ...
+            pkd_lessons.errors.DataError: seg.nii.gz: label values [3] are not in the brats convention ...
         """
         label = np.asarray(label)
         if np.issubdtype(label.dtype, np.floating):
@@ -113,6 +133,17 @@ class LabelConvention:
 
         Returns:
             ``bool`` array of shape ``(len(regions), *S)``.
+
+        Examples:
+            The nested brain regions: WT holds every tumour class, TC the core and the enhancing
+            tumour, ET the enhancing tumour only:
+
+            >>> import numpy as np
+            >>> classes = np.array([0, 1, 2, 3])  # background, necrotic core, oedema, enhancing
+            >>> BRATS.region_names
+            ('WT', 'TC', 'ET')
+            >>> BRATS.to_regions(classes).astype(int).tolist()
+            [[0, 1, 1, 1], [0, 1, 0, 1], [0, 0, 0, 1]]
         """
         classes = np.asarray(classes)
         return np.stack([np.isin(classes, members) for members in self.regions.values()])

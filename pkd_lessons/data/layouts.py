@@ -6,7 +6,7 @@ layout         files                                                            
 ``brats``      ``CASE/CASE_{flair,t1,t1ce,t2,seg}.nii.gz`` (BraTS 2017-2021;     1, 2, 4
                2018's ``HGG/`` and ``LGG/`` sub-folders are fine)
 ``brats2023``  ``CASE/CASE-{t2f,t1n,t1c,t2w,seg}.nii.gz``                        1, 2, 3
-``msd``        ``imagesTr/BRATS_001.nii.gz`` (4-D: FLAIR, T1w, T1gd, T2w) and     1 oedema,
+``msd``        ``imagesTr/BRATS_001.nii.gz`` (4-D: FLAIR, T1w, T1gd, T2w) and    1 oedema,
                ``labelsTr/BRATS_001.nii.gz`` (Decathlon Task01)                  2 non-enh., 3
 ``myops``      ``*/myops_training_101_{C0,DE,T2}.nii.gz`` and                    MyoPS values
                ``*/myops_training_101_gd.nii.gz`` (MyoPS 2020)
@@ -48,6 +48,12 @@ def student_modality(modalities: Sequence[str]) -> str:
 
     Returns:
         ``"lge"`` for cardiac data (with an LGE image and no T1ce), ``"t1ce"`` otherwise.
+
+    Examples:
+        >>> student_modality(BRAIN_MODALITIES)
+        't1ce'
+        >>> student_modality(HEART_MODALITIES)
+        'lge'
     """
     cardiac = "lge" in modalities and "t1ce" not in modalities
     return STUDENT_MODALITY["cardiac" if cardiac else "brain"]
@@ -215,6 +221,19 @@ def find_cases(root: str | os.PathLike, require_labels: bool = True) -> list[Cas
         DataError: ``root`` is missing or empty, holds a folder that cannot be read, holds no
             cases, mixes layouts, holds a case with a missing file, or holds two cases with the
             same identifier.
+
+    Examples:
+        A folder without any case is an error that says which layouts were looked for, rather than
+        an empty list that would surface later as a data set of no slices:
+
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     _ = (Path(tmp) / "notes.txt").write_text("not an image")
+        ...     find_cases(tmp)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+          ...
+        pkd_lessons.errors.DataError: ...: no cases found; expected BraTS 2017-2021 (CASE/CASE_flair.nii.gz ...), ...
     """
     root = Path(root)
     if not root.is_dir():

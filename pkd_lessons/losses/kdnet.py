@@ -23,6 +23,20 @@ def feature_kl_loss(student_features: torch.Tensor, teacher_features: torch.Tens
 
     Returns:
         Scalar loss.
+
+    Examples:
+        The softmax over channels makes the term blind to an offset added to every channel of a
+        location, but not to a change of scale:
+
+        >>> import torch
+        >>> _ = torch.manual_seed(0)
+        >>> teacher = torch.randn(2, 8, 3, 3)  # (B, C, H, W) bottleneck
+        >>> float(feature_kl_loss(teacher, teacher))
+        0.0
+        >>> bool(feature_kl_loss(teacher + 5.0, teacher) < 1e-6)
+        True
+        >>> round(float(feature_kl_loss(2.0 * teacher, teacher)), 4)
+        0.2348
     """
     if student_features.shape != teacher_features.shape:
         raise ValueError(
@@ -56,6 +70,19 @@ def kdnet_terms(
 
     Returns:
         The two scalar terms.
+
+    Examples:
+        The terms of a student unrelated to its teacher, then of one that copies the teacher's
+        outputs and bottleneck:
+
+        >>> import torch
+        >>> _ = torch.manual_seed(0)
+        >>> z_s, z_t = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8)  # logits (B, C, H, W)
+        >>> f_s, f_t = torch.randn(2, 16, 1, 1), torch.randn(2, 16, 1, 1)  # bottlenecks (B, F, H', W')
+        >>> {name: round(float(term), 4) for name, term in kdnet_terms(z_s, z_t, f_s, f_t).items()}
+        {'pixel': 0.8101, 'image': 0.9918}
+        >>> {name: float(term) for name, term in kdnet_terms(z_t, z_t, f_t, f_t).items()}  # a perfect copy
+        {'pixel': 0.0, 'image': 0.0}
     """
     return {
         "pixel": kd_loss(student_logits, teacher_logits, temperature, t2_scaling=t2_scaling),
@@ -76,6 +103,17 @@ def kdnet_loss(
     """KD-Net's distillation terms: ``a * L_kd(outputs, T) + b * L_KL(bottlenecks)`` (:func:`kdnet_terms`).
 
     The segmentation loss is added by the trainer, as for every student.
+
+    Args:
+        student_logits, teacher_logits: ``(B, C, *S)`` logits.
+        student_features, teacher_features: the two networks' bottleneck features, same shape.
+        temperature: ``T`` of the softened outputs.
+        output_weight: ``a``, the weight of the output term.
+        feature_weight: ``b``, the weight of the bottleneck term.
+        t2_scaling: multiply the output term by ``T^2`` (Hinton's convention).
+
+    Returns:
+        A scalar tensor.
     """
     terms = kdnet_terms(student_logits, teacher_logits, student_features, teacher_features, temperature, t2_scaling)
     return output_weight * terms["pixel"] + feature_weight * terms["image"]

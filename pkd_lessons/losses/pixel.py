@@ -43,6 +43,19 @@ def kd_loss(
 
     Returns:
         Scalar loss.
+
+    Examples:
+        A student that reproduces the teacher's logits has nothing left to learn (the KL is 0), and
+        the ``T^2`` factor is exactly that, a factor:
+
+        >>> import torch
+        >>> _ = torch.manual_seed(0)
+        >>> teacher, student = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8)  # (B, C, H, W)
+        >>> float(kd_loss(teacher, teacher, temperature=4.0))
+        0.0
+        >>> scaled = kd_loss(student, teacher, temperature=4.0)
+        >>> round(float(scaled / kd_loss(student, teacher, temperature=4.0, t2_scaling=False)), 4)
+        16.0
     """
     _check_logits(student_logits, teacher_logits)
     if temperature <= 0:
@@ -73,6 +86,19 @@ def regularization_weights(
 
     Returns:
         ``(B, *S)`` non-negative weights (``requires_grad`` is False).
+
+    Examples:
+        Three voxels of class 1 (two classes, logits ``(B, C, S)``): the teacher is right at the
+        first and third, wrong at the second; the student is wrong at the first and better than the
+        teacher at the third. Only the first voxel, where the teacher is right and the student lags,
+        gets a weight:
+
+        >>> import torch
+        >>> target = torch.tensor([[1, 1, 1]])  # (B, S)
+        >>> teacher = torch.tensor([[[0.0, 2.0, 0.0], [2.0, 0.0, 1.0]]])  # (B, C, S): class 0, then class 1
+        >>> student = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 0.0, 4.0]]])
+        >>> [round(w, 4) for w in regularization_weights(student, teacher, target)[0].tolist()]
+        [1.1863, 0.0, 0.0]
     """
     _check_logits(student_logits, teacher_logits)
     _check_pair(teacher_logits, target)
@@ -106,6 +132,23 @@ def regularized_kd_loss(
 
     Returns:
         Scalar loss.
+
+    Examples:
+        With the three voxels of the example of :func:`regularization_weights`, only the first has a
+        weight, so the loss is that voxel's soft cross-entropy: the voxels of weight 0 neither add
+        to it nor dilute it. A student equal to its teacher has no weight anywhere, and the loss is
+        0, not NaN:
+
+        >>> import torch
+        >>> target = torch.tensor([[1, 1, 1]])
+        >>> teacher = torch.tensor([[[0.0, 2.0, 0.0], [2.0, 0.0, 1.0]]])
+        >>> student = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 0.0, 4.0]]])
+        >>> round(float(regularized_kd_loss(student, teacher, target)), 4)
+        0.6994
+        >>> round(float(regularized_kd_loss(student[..., :1], teacher[..., :1], target[..., :1])), 4)
+        0.6994
+        >>> float(regularized_kd_loss(teacher, teacher, target))
+        0.0
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")

@@ -33,6 +33,20 @@ class ProjectionHead(nn.Module):
 
     Raises:
         ValueError: (forward) a feature map of another size than ``input_size``.
+
+    Examples:
+        A head for 4-channel feature maps of 16 x 16 pixels pools with an 8 x 8 window and embeds
+        each image as a unit-length vector of 16 values:
+
+        >>> import torch
+        >>> _ = torch.manual_seed(0)
+        >>> head = ProjectionHead(in_channels=4, input_size=(16, 16))
+        >>> head.window
+        (8, 8)
+        >>> with torch.no_grad():
+        ...     emb = head(torch.randn(3, 4, 16, 16))
+        >>> tuple(emb.shape), [round(n, 4) for n in emb.norm(dim=1).tolist()]
+        ((3, 16), [1.0, 1.0, 1.0])
     """
 
     def __init__(self, in_channels: int, input_size: Sequence[int], hidden: int = 32, out: int = 16) -> None:

@@ -60,11 +60,36 @@ class MultimodalTeacher(nn.Module):
         modalities: names of the input channels, e.g. ``("flair", "t1", "t1ce", "t2")``.
         num_classes: output classes including background.
         spatial_dims: 2 or 3.
-        widths: channels of the four stages (per modality encoder and in the decoder).
-        dropout: dropout of each encoder stage's middle convolution (0.3 in the reference).
+        widths: channels of each stage, finest first, per modality encoder and in the decoder (four
+            stages in the paper; two or more work).
+        dropout: dropout rate of each encoder's residual blocks, applied after each of their
+            convolutions (:class:`~pkd_lessons.models.unet.Encoder`; the reference applies 0.3 after
+            the middle convolution of each stage).
 
-    Returns (forward):
-        ``(logits, features)`` as :class:`~pkd_lessons.models.unet.SegmentationNet`.
+    The forward pass returns ``(logits, features)`` as :class:`~pkd_lessons.models.unet.SegmentationNet`.
+
+    Examples:
+        A small 2D teacher (three stages, widths 4/8/16) on a batch of two 30 x 22 slices with all
+        four modalities. The attention maps hold one weight in (0, 1) per modality and location, at
+        every scale:
+
+        >>> import torch
+        >>> _ = torch.manual_seed(0)
+        >>> teacher = MultimodalTeacher(("flair", "t1", "t1ce", "t2"), num_classes=4, widths=(4, 8, 16))
+        >>> out = teacher.forward_all(torch.randn(2, 4, 30, 22))
+        >>> tuple(out["logits"].shape), tuple(out["features"].shape)
+        ((2, 4, 30, 22), (2, 4, 30, 22))
+        >>> [tuple(a.shape) for a in out["attention"]]
+        [(2, 4, 30, 22), (2, 4, 15, 11), (2, 4, 8, 6)]
+        >>> bool(((out["attention"][0] > 0) & (out["attention"][0] < 1)).all())
+        True
+
+        It cannot run with a modality missing:
+
+        >>> teacher(torch.randn(2, 1, 30, 22))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+          ...
+        ValueError: the teacher needs all 4 modalities (flair, t1, t1ce, t2) as input channels, in that order; ...
     """
 
     def __init__(
@@ -149,6 +174,19 @@ def student(
 
     The reference code repeats the one modality into four channels; a one-channel first layer is the
     cleaner equivalent.
+
+    Examples:
+        A small student (widths 4/8/16) on two T1ce slices of 30 x 22 pixels, a size that is not a
+        multiple of 4: the input is padded inside and the outputs cropped back to it:
+
+        >>> import torch
+        >>> _ = torch.manual_seed(0)
+        >>> net = student(num_classes=4, widths=(4, 8, 16), modality="t1ce")
+        >>> net.modalities, net.in_channels, net.multiple
+        (('t1ce',), 1, 4)
+        >>> logits, features = net(torch.randn(2, 1, 30, 22))
+        >>> tuple(logits.shape), tuple(features.shape)  # (B, classes, H, W), (B, widths[0], H, W)
+        ((2, 4, 30, 22), (2, 4, 30, 22))
     """
     net = SegmentationNet(1, num_classes, spatial_dims, widths, dropout)
     net.modalities = (modality,) if modality else ()

@@ -58,7 +58,8 @@ def _check_dims(spatial_dims: int) -> None:
 
 
 class Encoder(nn.Module):
-    """Four residual stages; returns the feature map of every stage (finest first).
+    """Residual stages (four in the paper, any number from two); returns the feature map of every
+    stage (finest first).
 
     Args:
         spatial_dims: 2 or 3.
@@ -154,12 +155,13 @@ class SegmentationNet(nn.Module):
         in_channels: input channels (1 for a student).
         num_classes: output classes including background.
         spatial_dims: 2 (slices) or 3 (volumes).
-        widths: channels of the four stages.
-        dropout: dropout in the encoder (0.3 in the reference).
+        widths: channels of each stage, finest first (four stages, 16/32/64/128, in the paper; two or
+            more work).
+        dropout: dropout rate of the encoder's residual blocks (see :class:`Encoder`; 0.3 in the
+            reference).
 
-    Returns (forward):
-        ``(logits, features)``: logits ``(B, num_classes, *S)`` and the last decoder feature map
-        ``(B, widths[0], *S)``, which the contrastive loss embeds.
+    The forward pass returns ``(logits, features)``: logits ``(B, num_classes, *S)`` and the last
+    decoder feature map ``(B, widths[0], *S)``, which the contrastive loss embeds.
     """
 
     def __init__(

@@ -32,7 +32,22 @@ def inversion_recovery(pd: ArrayLike, t1: ArrayLike, t2: ArrayLike, ti: float, t
 
 
 def null_time(t1: float, tr: float) -> float:
-    """Inversion time that nulls a tissue of longitudinal relaxation ``t1`` (ms)."""
+    """Inversion time that nulls a tissue of longitudinal relaxation ``t1`` (ms).
+
+    Examples:
+        FLAIR: the inversion time that nulls CSF (T1 about 4000 ms) leaves white matter visible,
+        whereas a T2-weighted spin echo shows CSF brightest:
+
+        >>> import numpy as np
+        >>> pd, t1, t2 = np.array([1.0, 0.7]), np.array([4000.0, 800.0]), np.array([2000.0, 80.0])  # CSF, WM
+        >>> ti = null_time(t1=4000.0, tr=9000.0)
+        >>> round(ti, 1)
+        2371.8
+        >>> [round(float(s), 3) for s in inversion_recovery(pd, t1, t2, ti=ti, tr=9000.0, te=100.0)]
+        [0.0, 0.18]
+        >>> [round(float(s), 3) for s in spin_echo(pd, t1, t2, tr=5000.0, te=100.0)]
+        [0.679, 0.2]
+    """
     return float(t1 * np.log(2.0 / (1.0 + np.exp(-tr / t1))))
 
 

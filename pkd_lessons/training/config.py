@@ -40,7 +40,7 @@ class TrainConfig:
         modality: the student's one modality (ignored for the teacher).
         num_classes: classes including background.
         spatial_dims: 2 (slices) or 3 (crops).
-        widths: channels of the four U-Net stages (16/32/64/128 in the paper).
+        widths: channels of the U-Net stages, finest first (four, 16/32/64/128, in the paper).
         dropout: dropout in the encoder (the reference code: 0.3 on the middle convolution of every
             stage; here after each convolution of MONAI's residual blocks, see ``docs/fidelity.md``).
         arch: teacher architecture: ``"attention"`` (the paper's) or ``"early"`` (channels stacked).
@@ -78,6 +78,31 @@ class TrainConfig:
         channels_last: channels-last memory layout on CUDA (faster convolutions with tensor cores).
         compile: ``torch.compile`` the network: faster steps after a compilation of a minute or
             more, so worth it only for long runs.
+
+    Examples:
+        By default a run trains the unimodal T1ce student on the labels only (the baseline); a
+        distilling method uses the paper's temperature 10 and weights 0.5 / 0.5:
+
+        >>> cfg = TrainConfig()
+        >>> cfg.method, cfg.input_modalities, cfg.needs_teacher
+        ('baseline', ('t1ce',), False)
+        >>> pkl = TrainConfig(method="pkl")
+        >>> pkl.needs_teacher, pkl.temperature, pkl.pixel_weight, pkl.image_weight
+        (True, 10.0, 0.5, 0.5)
+        >>> TrainConfig(method="teacher").input_modalities
+        ('flair', 't1', 't1ce', 't2')
+
+        Settings are checked when the configuration is made, not steps into a run:
+
+        >>> TrainConfig(method="pkl", modality="dwi")
+        Traceback (most recent call last):
+          ...
+        ValueError: modality 'dwi' is not one of the data's modalities ('flair', 't1', 't1ce', 't2')
+
+        What a checkpoint stores comes back unchanged:
+
+        >>> TrainConfig.from_dict(pkl.to_dict()) == pkl
+        True
     """
 
     method: str = "baseline"

@@ -53,6 +53,16 @@ def choose_precision(device_type: str, request: str = "auto", bf16_supported: bo
 
     Raises:
         ValueError: a precision the device cannot run.
+
+    Examples:
+        >>> choose_precision("cpu").name
+        'fp32'
+        >>> p = choose_precision("cuda", bf16_supported=True)  # Ampere or later
+        >>> p.name, p.scaler
+        ('bf16', False)
+        >>> p = choose_precision("cuda", bf16_supported=False)  # e.g. a T4: fp16 needs a loss scaler
+        >>> p.name, p.scaler
+        ('fp16', True)
     """
     if request == "off":
         return Precision(None, False)
