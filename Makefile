@@ -2,6 +2,8 @@
 #   make lessons   generate the phantom data and execute every lesson (quick profile, CPU)
 #   make test      run the whole test suite (about 40 minutes on 2 cores)
 #   make test-fast the suite without the notebooks and the browser (about 4 minutes): the inner loop
+#   make docs      build the documentation site into docs/_build/html from the executed lessons (runs
+#                  `make lessons` first when results/notebooks lacks them)
 #   make lint      ruff (lint and format check) and nbstripout, as the pre-commit hooks run them
 #   make reference regenerate the reference results the lessons show (pkd_lessons/lessons/reference_brain.json)
 # Each target creates the virtual environment in .venv first when it is missing or out of date.
@@ -21,7 +23,7 @@ WIDGETS_OLDEST ?= ipywidgets==7.7.1 ipython_genutils==0.2.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install lessons test test-fast lint reference clean
+.PHONY: install lessons docs test test-fast lint reference clean
 
 install: $(STAMP)
 
@@ -36,6 +38,13 @@ $(STAMP): pyproject.toml
 
 lessons: $(STAMP)
 	$(BIN)/pkd-lessons lessons --profile $(PROFILE) --out $(OUT)
+
+# The site shows the lessons as `make lessons` executed them; it never re-executes them itself.
+# -W: a warning (broken reference, missing figure, unknown directive) fails the build.
+docs: $(STAMP)
+	@test -f $(OUT)/notebooks/09_real_brats.ipynb || $(MAKE) lessons
+	PKD_EXECUTED_LESSONS=$(OUT)/notebooks $(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
+	@echo "site: docs/_build/html/index.html"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -53,4 +62,4 @@ reference: $(STAMP)
 	$(BIN)/pkd-lessons reference
 
 clean:
-	rm -rf $(VENV) $(OUT) .pytest_cache .widgets-oldest
+	rm -rf $(VENV) $(OUT) .pytest_cache .widgets-oldest docs/_build docs/lessons docs/api docs/performance

@@ -1,4 +1,4 @@
-"""Shared fixtures: small phantom sets, generated once per test session."""
+"""Shared fixtures: small phantom sets, the quick series of lessons, the browser."""
 
 from __future__ import annotations
 
@@ -7,9 +7,26 @@ from pathlib import Path
 
 import pytest
 
+from pkd_lessons.lessons.runner import find_notebooks
 from pkd_lessons.phantoms import make_phantoms
 
 REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = find_notebooks(REPO / "notebooks")
+
+#: The browser of the browser tests: Debian's ``chromium`` package, or the executable named by
+#: ``$PKD_CHROMIUM``; Playwright's own browser is never downloaded.
+CHROMIUM = Path(os.environ.get("PKD_CHROMIUM", "/usr/bin/chromium"))
+#: Headless, and quiet on this offline machine: no background networking, updates or sync.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -28,3 +45,43 @@ def brain_set(tmp_path_factory) -> Path:
 def cardiac_set(tmp_path_factory) -> Path:
     """Four cardiac phantom cases (MyoPS 2020 layout)."""
     return make_phantoms("cardiac", tmp_path_factory.mktemp("cardiac") / "set", cases=4, seed=0, progress=False)
+
+
+@pytest.fixture(scope="session")
+def series(tmp_path_factory) -> dict:
+    """The quick series' output folder, and the lessons run so far (tests/test_notebooks.py runs them,
+    one test per lesson; later modules, such as the site's, use what they left)."""
+    return {"out": tmp_path_factory.mktemp("lessons"), "runs": {}}
+
+
+def whole_series(series: dict) -> tuple[Path, dict]:
+    """The series' folder once every lesson has run (skips when a selection left some out)."""
+    missing = [nb.stem for nb in NOTEBOOKS if nb.stem not in series["runs"]]
+    if missing:
+        pytest.skip(f"needs the whole quick series; not run (or timed out) here: {', '.join(missing)}")
+    return series["out"], series["runs"]
+
+
+def screenshot_dir() -> Path:
+    """Where the browser tests save screenshots: ``$PKD_BROWSER_SCREENSHOTS``, else
+    ``browser-screenshots/`` in the repository."""
+    folder = Path(os.environ.get("PKD_BROWSER_SCREENSHOTS") or REPO / "browser-screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium through Playwright (the system's browser; Playwright's own is never used)."""
+    sync_api = pytest.importorskip(
+        "playwright.sync_api",
+        reason="Playwright's Python client is not installed (pip install playwright; no browser download needed)",
+    )
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set PKD_CHROMIUM)")
+    with sync_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()

@@ -34,22 +34,11 @@ import nbformat
 import psutil  # an ipykernel dependency
 import pytest
 
-from conftest import REPO
+from conftest import CHROMIUM, REPO, screenshot_dir
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Locator, Page
 
-CHROMIUM = Path(os.environ.get("PKD_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 LESSON = REPO / "notebooks" / "07_exploring_errors.ipynb"
 VIEWER_CELL = "07-09"
 #: The smallest lesson that still trains a teacher and a student, with one training, one validation and one
@@ -157,13 +146,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def screenshot_dir() -> Path:
-    """Where the screenshots go: ``$PKD_BROWSER_SCREENSHOTS``, else ``browser-screenshots/`` in the repository."""
-    folder = Path(os.environ.get("PKD_BROWSER_SCREENSHOTS") or REPO / "browser-screenshots")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def tiny_lesson(folder: Path) -> Path:
@@ -290,17 +272,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         yield server
     finally:
         stop_lab(server)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Headless Chromium through Playwright (the system's browser; Playwright's own is never used)."""
-    with playwright_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @dataclass

@@ -12,12 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import NOTEBOOKS, REPO, whole_series
 from pkd_lessons.lessons.profiles import get_profile
-from pkd_lessons.lessons.runner import find_notebooks, run_lessons, write_summary
-
-NOTEBOOKS = find_notebooks(REPO / "notebooks")
-
+from pkd_lessons.lessons.runner import run_lessons, write_summary
 
 #: Seconds each lesson of the quick series may take, fixture set-up included. On 2 idle cores (fresh
 #: clone, 2026-11-27) the lessons took 00 68 s with the phantom sets, 02 400 s, 03 257 s, 05 148 s,
@@ -51,12 +48,6 @@ def _limit(notebook: Path) -> int:
     return int(LESSON_LIMITS.get(notebook.name[:2], DEFAULT_LIMIT) * SCALE)
 
 
-@pytest.fixture(scope="module")
-def series(tmp_path_factory) -> dict:
-    """The quick series' output folder, and the lessons run so far (each test adds its own)."""
-    return {"out": tmp_path_factory.mktemp("lessons"), "runs": {}}
-
-
 @pytest.mark.notebook
 @pytest.mark.parametrize(
     "notebook", [pytest.param(nb, marks=pytest.mark.timeout(_limit(nb)), id=nb.stem) for nb in NOTEBOOKS]
@@ -77,14 +68,6 @@ def test_lesson_runs(series, notebook):
         text = "".join("".join(o.get("text", "")) for o in c.get("outputs", []) if o.get("output_type") == "stream")
         assert text.count("\n") < 60, f"a cell of {notebook.name} prints {text.count(chr(10))} lines"
     assert not stray_outputs(executed), stray_outputs(executed)
-
-
-def _whole_series(series: dict) -> tuple[Path, dict]:
-    """The series' folder once every lesson has run (skips when a selection left some out)."""
-    missing = [nb.stem for nb in NOTEBOOKS if nb.stem not in series["runs"]]
-    if missing:
-        pytest.skip(f"needs the whole quick series; not run (or timed out) here: {', '.join(missing)}")
-    return series["out"], series["runs"]
 
 
 PROGRESS_BAR = re.compile(r"\d+%\|")
@@ -118,7 +101,7 @@ def test_stray_outputs_are_found():
 
 @pytest.mark.notebook
 def test_summary_collects_every_lesson(series):
-    out, runs = _whole_series(series)
+    out, runs = whole_series(series)
     text = write_summary(out, get_profile("quick"), list(runs.values())).read_text()
     for name in runs:
         assert f"## {name}" in text and f"| {name} | ok |" in text
@@ -134,7 +117,7 @@ def test_nbval_lax(series, tmp_path):
     It reuses the runs trained by the papermill pass through the shared data folder, so this costs
     little more than starting the kernels.
     """
-    out, _ = _whole_series(series)
+    out, _ = whole_series(series)
     copies = tmp_path / "notebooks"
     shutil.copytree(REPO / "notebooks", copies)
     env = dict(os.environ, PKD_LESSONS_DATA=str(out / "data"), PKD_LESSONS_PROGRESS="0")
@@ -170,7 +153,7 @@ def test_student_versions_stop_at_their_exercises(series, tmp_path):
 
     from pkd_lessons.lessons.assignments import exercises, student_version
 
-    out, _ = _whole_series(series)
+    out, _ = whole_series(series)
     env = {"PKD_LESSONS_DATA": str(out / "data"), "PKD_LESSONS_PROGRESS": "0"}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # the kernel inherits it: the trained runs of the series are reused

@@ -172,7 +172,7 @@ def fetch_archive(
         timeout: seconds to wait for the server.
 
     Returns:
-        The extracted data folder, ready for :func:`~pkd_lessons.data.find_cases`.
+        The extracted data folder, ready for :func:`~pkd_lessons.data.layouts.find_cases`.
 
     Raises:
         DataError: a folder of that name exists without the completion marker (a hand-made or

@@ -1,6 +1,6 @@
 """One trainer for the teacher, the unimodal baseline and every distilled student.
 
-The loss of a step, by method (``L_seg``: :func:`~pkd_lessons.losses.segmentation_loss` on the
+The loss of a step, by method (``L_seg``: :func:`~pkd_lessons.losses.segmentation.segmentation_loss` on the
 rater's labels; ``a = pixel_weight``, ``b = image_weight``):
 
 ==========  =========================================================================

@@ -3,7 +3,7 @@
 * :mod:`~pkd_lessons.lessons.figures.data` - the data: modalities with outlines, annotation noise,
   intensities by class, predictions beside the truth.
 * :mod:`~pkd_lessons.lessons.figures.training` - training: curves, the regularization weight map,
-  embeddings, attention.
+  embeddings, attention, benchmark throughput.
 
 The interactive viewer is :mod:`pkd_lessons.lessons.viewer`.
 """
@@ -15,7 +15,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
     {
         ".data": "REGION_COLOURS best_slice class_intensities plot_class_histograms separability show_annotation_noise "
         "show_modalities show_predictions",
-        ".training": "attention_figure embedding_figure pair_distances pca_2d plateau_reading plot_curves "
-        "plot_training retrieval weight_map_figure",
+        ".training": "attention_figure benchmark_figure embedding_figure pair_distances pca_2d plateau_reading "
+        "plot_curves plot_training retrieval weight_map_figure",
     },
 )
