@@ -37,6 +37,8 @@ nb_execution_mode = "off"
 nb_ipywidgets_js: dict = {}
 nb_mime_priority_overrides = [("html", "application/vnd.jupyter.widget-view+json", None)]
 nb_merge_streams = True
+# The lessons display their tables as Markdown outputs: parse them as MyST (CommonMark has no tables).
+nb_render_markdown_format = "myst"
 
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
 myst_heading_anchors = 3

@@ -61,10 +61,16 @@ def _text(page: Path) -> str:
 def test_site_builds_from_the_sources(tmp_path):
     executed = tmp_path / "executed"
     executed.mkdir()
-    for notebook in NOTEBOOKS:
+    for notebook in NOTEBOOKS[1:]:
         shutil.copy(notebook, executed)
+    # the first lesson "executed": one of its cells displays a result table and a figure
+    _executed_copy(executed, NOTEBOOKS[0], _with_outputs)
     site = tmp_path / "html"
     build_site(executed, site)
+    first = _text(site / "lessons" / f"{NOTEBOOKS[0].stem}.html")
+    assert re.search(r'class="cell_output.*?<table.*?<td[^>]*>(?:<p>)?0\.935', first, re.S), "the result table"
+    assert re.search(r'class="cell_output.*?<img[^>]+src="\.\./_images/', first, re.S), "the figure"
+    assert "Dice |" not in first
 
     for name in [nb.stem for nb in NOTEBOOKS]:
         page = _text(site / "lessons" / f"{name}.html")
@@ -91,6 +97,20 @@ def test_site_builds_from_the_sources(tmp_path):
     for page in site.rglob("*.html"):
         found = [m.group(0) for m in remote.finditer(_text(page)) if 'rel="canonical"' not in m.group(0)]
         assert not found, f"{page.relative_to(site)} loads {found[:3]}"
+
+
+#: A 1x1 PNG.
+PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+
+
+def _with_outputs(nb: dict) -> None:
+    """Give the last code cell the outputs a lesson displays: a Markdown table and a figure."""
+    cell = [c for c in nb["cells"] if c["cell_type"] == "code"][-1]
+    table = "| region | Dice |\n|---|---|\n| WT | 0.935 |"
+    cell["outputs"] = [
+        {"output_type": "display_data", "metadata": {}, "data": {"text/markdown": table}},
+        {"output_type": "display_data", "metadata": {}, "data": {"image/png": PIXEL, "text/plain": "<Figure>"}},
+    ]
 
 
 def _executed_copy(folder: Path, notebook: Path, change=None) -> Path:
@@ -170,6 +190,20 @@ def _image_outputs(notebook: Path) -> int:
     )
 
 
+def _table_outputs(notebook: Path) -> int:
+    """Markdown outputs that hold a table (the lessons' result tables)."""
+    nb = json.loads(notebook.read_text())
+    return sum(
+        "|---" in "".join(o.get("data", {}).get("text/markdown", ""))
+        for c in nb["cells"]
+        if c["cell_type"] == "code"
+        for o in c.get("outputs", [])
+    )
+
+
+RAW_TABLE = re.compile(r"\|\s*(?:-{3,}|—)\s*\|")  # a Markdown table shown as text
+
+
 def _has_math(notebook: Path) -> bool:
     nb = json.loads(notebook.read_text())
     return any(c["cell_type"] == "markdown" and "$" in "".join(c["source"]) for c in nb["cells"])
@@ -180,6 +214,8 @@ READ_PAGE = """() => {
   return {
     images: images.map(i => ({src: i.getAttribute('src'), ok: i.complete && i.naturalWidth > 0})),
     outputImages: document.querySelectorAll('article .cell_output img').length,
+    outputTables: document.querySelectorAll('article .cell_output table').length,
+    text: document.querySelector('article').innerText,
     mathSource: document.querySelectorAll('article .math').length,
     mathTypeset: document.querySelectorAll('article mjx-container').length,
     prev: document.querySelector('a.left-prev')?.getAttribute('href') ?? null,
@@ -230,6 +266,8 @@ def test_site_of_the_executed_lessons(series, browser, served, capsys):
         broken = [img["src"] for img in seen["images"] if not img["ok"]]
         assert not broken, f"{name}: images that did not load: {broken}"
         assert seen["outputImages"] >= _image_outputs(executed) > 0 or _image_outputs(executed) == 0, (name, seen)
+        assert seen["outputTables"] >= _table_outputs(executed), f"{name}: a result table is not rendered"
+        assert not RAW_TABLE.search(seen["text"]), f"{name}: Markdown table markup shown as text"
         if _has_math(executed):
             assert seen["mathSource"] > 0 and seen["mathTypeset"] >= seen["mathSource"], f"{name}: math not typeset"
         assert seen["prev"] == (f"{lessons[i - 1]}.html" if i else "../index.html"), (name, seen["prev"])

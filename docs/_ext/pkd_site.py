@@ -21,6 +21,7 @@ import inspect
 import json
 import os
 import pkgutil
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,8 +130,10 @@ def leaf_modules(packages: bool = False) -> list[str]:
 
 
 def _summary(obj) -> str:
+    """The first paragraph of a docstring, its reST roles (``:func:`x```) written as MyST's (``{py:func}`x```)."""
     doc = inspect.getdoc(obj) or ""
-    return doc.split("\n\n")[0].replace("\n", " ").strip()
+    first = doc.split("\n\n")[0].replace("\n", " ").strip()
+    return re.sub(r"(?<![\w`]):(func|class|mod|meth|attr|data|obj|exc):`", r"{py:\1}`", first)
 
 
 def lesson_page(executed: Path, source: Path, uses: LessonUses) -> str:
