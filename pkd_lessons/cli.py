@@ -4,7 +4,8 @@ Sub-commands:
 
 * ``phantoms brain|cardiac --out DIR --cases N --seed S``: write a phantom data set.
 * ``check DIR``: find, read and check every case of a data folder; print what it holds.
-* ``train --method M --data DIR --out RUN``: train a teacher, a baseline or a distilled student.
+* ``train --method M --data DIR --out RUN [--profile faithful]``: train a teacher, a baseline or a distilled
+  student (``faithful``: the reference code's 3D experiment).
 * ``evaluate RUN/checkpoint.pt ... --data DIR --out metrics.json``: score on held-out cases.
 * ``compare metrics.json ... --out DIR``: the results table over methods and seeds.
 * ``lessons --profile quick|lab|full|auto --out DIR``: run every lesson notebook and write a summary.
@@ -28,7 +29,7 @@ from pkd_lessons import __version__
 from pkd_lessons.data.layouts import STUDENT_MODALITY, student_modality
 from pkd_lessons.errors import DataError, TrainingError
 from pkd_lessons.lessons.profiles import PROFILES
-from pkd_lessons.training.config import AMP_CHOICES, METHODS, PLACEMENTS, TEST_FRACTION, TrainConfig
+from pkd_lessons.training.config import AMP_CHOICES, METHODS, PLACEMENTS, PRESETS, TEST_FRACTION, TrainConfig
 
 #: The training options' defaults are TrainConfig's own: one home for each.
 DEFAULT = TrainConfig()
@@ -53,8 +54,25 @@ def _widths(text: str) -> tuple[int, ...]:
     return widths
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``pkd-lessons``."""
+def _crop(text: str) -> tuple[int, int, int]:
+    try:
+        sizes = tuple(int(c) for c in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a crop size such as 80 or 80,80,80, got {text!r}") from None
+    if len(sizes) == 1:
+        sizes = sizes * 3
+    if len(sizes) != 3 or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected one or three positive sizes, got {text!r}")
+    return sizes
+
+
+def build_parser(defaults: TrainConfig = DEFAULT) -> argparse.ArgumentParser:
+    """The argument parser of ``pkd-lessons``.
+
+    Args:
+        defaults: where the training options take their defaults (a preset's configuration for
+            ``train --profile``).
+    """
     parser = argparse.ArgumentParser(
         prog="pkd-lessons",
         description="Lessons on privileged multimodal knowledge distillation for unimodal segmentation.",
@@ -101,6 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument(
         "--method", required=True, choices=list(METHODS), help="; ".join(f"{k}: {v}" for k, v in METHODS.items())
     )
+    tr.add_argument(
+        "--profile",
+        choices=list(PRESETS),
+        default="default",
+        help="where the settings start: default (2D slices, Adam: quick runs) or faithful (the reference "
+        "code's experiment: 3D, 80^3 crops, batch 4, SGD at lr 1e-3, 60,000 steps); options given beside "
+        "it replace its values",
+    )
     tr.add_argument("--data", required=True, help="data folder (phantom, BraTS, Decathlon or MyoPS)")
     tr.add_argument("--out", required=True, help="run folder for the checkpoint and history")
     tr.add_argument("--teacher", default=None, help="the teacher's checkpoint (distilled methods)")
@@ -112,46 +138,53 @@ def build_parser() -> argparse.ArgumentParser:
         + ")",
     )
     tr.add_argument(
-        "--steps", type=_positive, default=DEFAULT.steps, help=f"optimisation steps (default {DEFAULT.steps})"
+        "--steps", type=_positive, default=defaults.steps, help=f"optimisation steps (default {defaults.steps})"
     )
     tr.add_argument(
         "--seed",
         type=int,
-        default=DEFAULT.seed,
-        help=f"seed of initialisation, batches and augmentation (default {DEFAULT.seed})",
+        default=defaults.seed,
+        help=f"seed of initialisation, batches and augmentation (default {defaults.seed})",
     )
     tr.add_argument(
         "--dims",
         type=int,
         choices=[2, 3],
-        default=DEFAULT.spatial_dims,
-        help=f"2: slices, 3: volumes (default {DEFAULT.spatial_dims})",
+        default=defaults.spatial_dims,
+        help=f"2: slices, 3: volumes (default {defaults.spatial_dims})",
     )
-    tr.add_argument("--lr", type=float, default=DEFAULT.lr, help=f"initial learning rate (default {DEFAULT.lr:g})")
+    tr.add_argument(
+        "--crop",
+        type=_crop,
+        default=defaults.crop,
+        help=f"3D: size of the random training crops and of the inference window, one size or three "
+        f"(default {','.join(map(str, defaults.crop))})",
+    )
+    tr.add_argument("--lr", type=float, default=defaults.lr, help=f"initial learning rate (default {defaults.lr:g})")
     tr.add_argument(
         "--optimizer",
         choices=["adam", "sgd"],
-        default=DEFAULT.optimizer,
-        help=f"adam (fast on short runs) or sgd (momentum 0.9, the paper's); default {DEFAULT.optimizer}",
+        default=defaults.optimizer,
+        help=f"adam (fast on short runs) or sgd (momentum 0.9, the paper's); default {defaults.optimizer}",
     )
     tr.add_argument(
         "--temperature",
         type=float,
-        default=DEFAULT.temperature,
-        help=f"distillation temperature (default {DEFAULT.temperature:g})",
+        default=defaults.temperature,
+        help=f"distillation temperature (default {defaults.temperature:g})",
     )
-    _compute_options(tr, batch="slices or crops per step")
+    _compute_options(tr, batch="slices or crops per step", defaults=defaults)
     tr.add_argument(
         "--intensity",
         type=float,
-        default=DEFAULT.intensity,
-        help=f"intensity augmentation: scale 1±x and shift ±x per channel (default {DEFAULT.intensity:g}; 0: off)",
+        default=defaults.intensity,
+        help=f"intensity augmentation: scale 1±x and shift ±x per channel (default {defaults.intensity:g}; 0: off)",
     )
     tr.add_argument(
         "--affine",
         type=float,
-        default=DEFAULT.affine,
-        help=f"affine augmentation: rotation up to ±x degrees, scale 1±x/100, 2D (default {DEFAULT.affine:g}; 0: off)",
+        default=defaults.affine,
+        help=f"affine augmentation: rotation up to ±x degrees, scale 1±x/100, 2D (default {defaults.affine:g}; 0: off)",
     )
     tr.add_argument(
         "--test-fraction",
@@ -269,8 +302,23 @@ def build_parser() -> argparse.ArgumentParser:
         default=["teacher", "baseline", "pkl"],
         help="methods to time (default teacher baseline pkl)",
     )
+    bm.add_argument(
+        "--profile",
+        choices=list(PRESETS),
+        default="default",
+        help="default (2D slices) or faithful (3D 80^3 crops, batch 4: the reference code's experiment)",
+    )
     bm.add_argument("--data", default=None, help="data folder (default: brain phantoms made in a temporary folder)")
     bm.add_argument("--cases", type=_positive, default=4, help="cases to load (default 4)")
+    bm.add_argument(
+        "--voxel-mm",
+        type=float,
+        default=None,
+        help="voxel size of the generated phantoms (default: 1 mm for faithful, the phantoms' own otherwise)",
+    )
+    bm.add_argument(
+        "--crop", type=_crop, default=None, help="3D crop size, one size or three (default: the profile's, 80)"
+    )
     bm.add_argument(
         "--size",
         type=_positive,
@@ -285,34 +333,34 @@ def build_parser() -> argparse.ArgumentParser:
         default=3,
         help="measurements of each kind, alternating; the fastest counts (default 3)",
     )
-    _compute_options(bm, batch="slices per step")
+    _compute_options(bm, batch="slices (2D) or crops (3D) per step", defaults=defaults)
     bm.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
-def _compute_options(parser: argparse.ArgumentParser, batch: str) -> None:
+def _compute_options(parser: argparse.ArgumentParser, batch: str, defaults: TrainConfig = DEFAULT) -> None:
     """What a step computes on and how (shared by train and benchmark): batch, widths, device, precision,
     and the options that change only how fast it runs. ``batch`` describes one batch in the help."""
     parser.add_argument(
-        "--batch-size", type=_positive, default=DEFAULT.batch_size, help=f"{batch} (default {DEFAULT.batch_size})"
+        "--batch-size", type=_positive, default=defaults.batch_size, help=f"{batch} (default {defaults.batch_size})"
     )
     parser.add_argument(
         "--widths",
         type=_widths,
-        default=DEFAULT.widths,
-        help=f"channels of the four U-Net stages (default {','.join(map(str, DEFAULT.widths))})",
+        default=defaults.widths,
+        help=f"channels of the four U-Net stages (default {','.join(map(str, defaults.widths))})",
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     parser.add_argument(
         "--amp",
         choices=list(AMP_CHOICES),
-        default=DEFAULT.amp,
-        help=f"mixed precision (default {DEFAULT.amp}; auto: bf16/fp16 on GPUs, off on CPU)",
+        default=defaults.amp,
+        help=f"mixed precision (default {defaults.amp}; auto: bf16/fp16 on GPUs, off on CPU)",
     )
     parser.add_argument(
         "--placement",
         choices=list(PLACEMENTS),
-        default=DEFAULT.placement,
+        default=defaults.placement,
         help="training slices on the GPU (device), in pinned host memory with asynchronous copies "
         "(pinned), or auto: on the GPU when they fit",
     )
@@ -356,12 +404,14 @@ def _train(args) -> int:
     cases = find_cases(args.data)
     train_cases, _ = split_cases(cases, (1 - args.test_fraction, args.test_fraction), seed=args.split_seed)
     volumes = load_cases(train_cases, progress=not args.quiet)
-    cfg = TrainConfig(
+    cfg = TrainConfig.preset(
+        args.profile,
         method=args.method,
         modalities=volumes[0].modalities,
         modality=args.modality or student_modality(volumes[0].modalities),
         num_classes=volumes[0].convention.num_classes,
         spatial_dims=args.dims,
+        crop=args.crop,
         widths=args.widths,
         steps=args.steps,
         batch_size=args.batch_size,
@@ -520,7 +570,10 @@ def _benchmark(args) -> int:
     report = benchmark(
         args.methods,
         args.data,
+        profile=args.profile,
         cases=args.cases,
+        voxel_mm=args.voxel_mm,
+        crop=args.crop,
         size=args.size,
         batch_size=args.batch_size,
         widths=args.widths,
@@ -539,10 +592,18 @@ def _benchmark(args) -> int:
     return 0
 
 
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line, read; for ``train`` or ``benchmark`` with ``--profile P`` the preset's values
+    are the options' defaults (options given on the line still win)."""
+    args = build_parser().parse_args(argv)
+    if args.command in ("train", "benchmark") and args.profile != "default":
+        args = build_parser(TrainConfig.preset(args.profile)).parse_args(argv)
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
     try:
         if args.command == "phantoms":
             from pkd_lessons.phantoms import make_phantoms

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -86,3 +87,58 @@ def test_train_options_default_to_the_configs_own_values():
     assert args.test_fraction == TEST_FRACTION
     bench = parser.parse_args(["benchmark"])
     assert (bench.batch_size, bench.widths, bench.amp) == (default.batch_size, default.widths, default.amp)
+
+
+def test_train_profile_faithful_starts_from_the_reference_settings():
+    """`train --profile faithful` takes the reference code's settings; options given beside it win."""
+    from pkd_lessons.cli import parse_args
+
+    base = ["train", "--method", "pkl", "--data", "d", "--out", "o", "--profile", "faithful"]
+    args = parse_args(base)
+    assert (args.dims, args.crop, args.batch_size, args.optimizer, args.lr, args.steps) == (
+        3,
+        (80, 80, 80),
+        4,
+        "sgd",
+        1e-3,
+        60_000,
+    )
+    args = parse_args([*base, "--steps", "10", "--crop", "32", "--lr", "2e-3"])
+    assert (args.steps, args.crop, args.lr, args.dims) == (10, (32, 32, 32), 2e-3, 3)
+    assert parse_args(base[:-2]).dims == 2  # without the profile: the 2D defaults
+
+
+def test_faithful_run_end_to_end_at_toy_sizes(tmp_path):
+    """The faithful command path on the brain phantom: a 3D teacher, a 3D student distilled from it with
+    SGD and the poly schedule, and sliding-window evaluation of both; sizes shrunk to seconds."""
+    data = tmp_path / "brain"
+    assert main(["phantoms", "brain", "--out", str(data), "--cases", "3", "--voxel-mm", "4", "--quiet"]) == 0
+    toy = ["--profile", "faithful", "--steps", "2", "--widths", "4,8", "--crop", "16", "--batch-size", "2"]
+    toy += ["--device", "cpu", "--quiet", "--test-fraction", "0.34"]
+    teacher, student = tmp_path / "teacher", tmp_path / "pkl"
+    assert main(["train", "--method", "teacher", "--data", str(data), "--out", str(teacher), *toy]) == 0
+    assert main(["train", "--method", "pkl", "--data", str(data), "--out", str(student), "--teacher",
+                 str(teacher / "checkpoint.pt"), *toy]) == 0  # fmt: skip
+    config = json.loads((student / "history.json").read_text())["config"]
+    assert (config["spatial_dims"], config["crop"], config["optimizer"], config["lr"], config["dropout"]) == (
+        3,
+        [16, 16, 16],
+        "sgd",
+        1e-3,
+        0.3,
+    )
+    assert (config["flip"], config["pixel_weight"], config["image_weight"], config["temperature"]) == (
+        False,
+        0.5,
+        0.5,
+        10.0,
+    )
+    metrics = tmp_path / "metrics.json"
+    checkpoints = [str(teacher / "checkpoint.pt"), str(student / "checkpoint.pt")]
+    evaluate = ["evaluate", *checkpoints, "--data", str(data), "--out", str(metrics), "--device", "cpu", "--quiet"]
+    assert main(evaluate) == 0
+    records = json.loads(metrics.read_text())
+    assert [r["method"] for r in records] == ["teacher", "pkl"]
+    for r in records:  # the held-out case, scored by the sliding window
+        (scores,) = r["cases"].values()
+        assert set(scores) == {"WT", "TC", "ET"} and all(0 <= s["dice"] <= 1 for s in scores.values())

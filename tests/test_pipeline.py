@@ -268,6 +268,40 @@ def test_benchmark_command_writes_json(brain_set, tmp_path, capsys):
     assert "written:" in capsys.readouterr().out
 
 
+def test_benchmark_of_the_faithful_profile_times_3d_crops():
+    """The faithful profile's benchmark at toy sizes: 3D crops, no augmentation, counted in crops; the
+    table and the figure read it."""
+    import matplotlib.pyplot as plt
+
+    from pkd_lessons.lessons.figures.training import benchmark_figure
+
+    report = benchmark(
+        ("teacher", "baseline", "pkl"),
+        profile="faithful",
+        cases=2,
+        voxel_mm=4.0,
+        widths=(4, 8),
+        batch_size=2,
+        crop=(32, 24, 16),
+        steps=1,
+        warmup=0,
+        repeats=1,
+        device="cpu",
+        progress=False,
+    )
+    assert (report["unit"], report["crop"], report["batch_size"], report["widths"]) == ("crop", [32, 24, 16], 2, [4, 8])
+    assert report["augment"] == {"flip": False, "intensity": 0.0, "affine": 0.0}
+    for r in report["results"].values():
+        assert r["model_step_crops_per_s"] > 0 and r["train_step_crops_per_s"] > 0
+    table = benchmark_table(report)
+    assert "crops 32x24x16" in table and "(b) training step, crops/s" in table
+    plt.close(benchmark_figure(report))
+    with pytest.raises(ValueError, match="size resamples 2D slices"):
+        benchmark(("baseline",), profile="faithful", size=48, device="cpu")
+    with pytest.raises(ValueError, match="crop is the 3D crop size"):
+        benchmark(("baseline",), crop=(32, 32, 32), device="cpu")
+
+
 @pytest.mark.parametrize("size", [(32, 40, 24), (48, 48, 200)], ids=["inside", "padded"])
 def test_crop_feed_cuts_the_crop_dataset_crops(volumes, size):
     crops = CropDataset(volumes, size, samples=6, seed=4)

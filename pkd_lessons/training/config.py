@@ -28,6 +28,34 @@ PLACEMENTS = ("auto", "device", "pinned")
 #: Share of cases held out for testing when ``pkd-lessons train`` splits a folder itself: 20 %, as in
 #: the BraTS 2018 split (200/28/57) of the re-implementation lesson 03 quotes.
 TEST_FRACTION = 0.2
+#: Named starting points for a run; any setting can still be given on top. ``faithful`` is the
+#: reference code's own experiment: 3D networks with the paper's widths and dropout, random 80^3
+#: crops inside the brain's bounding box, batch 4, SGD (momentum 0.9) at lr 1e-3 with the poly
+#: schedule over 200 epochs x 300 iterations, weight decay 1e-5, temperature 10, loss weights
+#: 0.5 / 0.5, and no augmentation (the reference code's input pipeline is the random crop alone).
+#: Its inference is the sliding window over 80^3 windows with 50 % overlap
+#: (:func:`~pkd_lessons.evaluation.prediction.predict_volume` with the run's crop).
+PRESETS: dict[str, dict] = {
+    "default": {},
+    "faithful": {
+        "spatial_dims": 3,
+        "crop": (80, 80, 80),
+        "batch_size": 4,
+        "widths": (16, 32, 64, 128),
+        "dropout": 0.3,
+        "arch": "attention",
+        "optimizer": "sgd",
+        "lr": 1e-3,
+        "steps": 60_000,
+        "weight_decay": 1e-5,
+        "temperature": 10.0,
+        "pixel_weight": 0.5,
+        "image_weight": 0.5,
+        "flip": False,
+        "intensity": 0.0,
+        "affine": 0.0,
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -195,6 +223,28 @@ class TrainConfig:
     def input_modalities(self) -> tuple[str, ...]:
         """The modalities the network sees."""
         return (self.modality,) if self.is_student else self.modalities
+
+    @classmethod
+    def preset(cls, name: str, **settings) -> TrainConfig:
+        """A configuration that starts from :data:`PRESETS` ``[name]``; ``settings`` replace its values.
+
+        Args:
+            name: ``"default"`` or ``"faithful"``.
+            **settings: any field, e.g. ``method="pkl"``.
+
+        Raises:
+            ValueError: an unknown preset, or settings :class:`TrainConfig` refuses.
+
+        Examples:
+            >>> cfg = TrainConfig.preset("faithful", method="pkl")
+            >>> cfg.spatial_dims, cfg.crop, cfg.batch_size, cfg.optimizer, cfg.lr, cfg.steps
+            (3, (80, 80, 80), 4, 'sgd', 0.001, 60000)
+            >>> TrainConfig.preset("faithful", steps=100).steps
+            100
+        """
+        if name not in PRESETS:
+            raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {name!r}")
+        return cls(**{**PRESETS[name], **settings})
 
     def to_dict(self) -> dict:
         """Plain dict (JSON-friendly)."""

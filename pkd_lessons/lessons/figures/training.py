@@ -269,21 +269,23 @@ def benchmark_figure(report: Mapping) -> plt.Figure:
 
     Returns:
         One horizontal bar pair per method: (a) the model step alone and (b) the whole training step
-        with the data pipeline, in slices per second; the gap between the bars is what the pipeline costs.
+        with the data pipeline, in slices (2D) or crops (3D) per second; the gap between the bars is
+        what the pipeline costs.
     """
     methods = list(report["results"])
+    unit = report.get("unit", "slice")  # reports written before the unit was recorded are 2D
     y = np.arange(len(methods))
     fig, ax = plt.subplots(figsize=(6, 0.6 + 0.55 * len(methods)))
     for offset, key, label in (
-        (-0.18, "model_step_slices_per_s", "(a) model step"),
-        (0.18, "train_step_slices_per_s", "(b) training step"),
+        (-0.18, f"model_step_{unit}s_per_s", "(a) model step"),
+        (0.18, f"train_step_{unit}s_per_s", "(b) training step"),
     ):
         values = [report["results"][m][key] for m in methods]
         bars = ax.barh(y + offset, values, height=0.34, label=label)
-        ax.bar_label(bars, fmt="%.1f", padding=2, fontsize=8)
+        ax.bar_label(bars, fmt="%.3g", padding=2, fontsize=8)
     ax.set_yticks(y, methods)
     ax.invert_yaxis()
-    ax.set_xlabel("slices per second")
+    ax.set_xlabel(f"{unit}s per second")
     ax.set_title(f"{report['device']}, batch {report['batch_size']}, {report['dtype']}", fontsize=10)
     ax.margins(x=0.15)
     ax.legend(loc="lower right", fontsize=8)
