@@ -160,6 +160,12 @@ def build_parser(defaults: TrainConfig = DEFAULT) -> argparse.ArgumentParser:
         help=f"3D: size of the random training crops and of the inference window, one size or three "
         f"(default {','.join(map(str, defaults.crop))})",
     )
+    tr.add_argument(
+        "--dropout",
+        type=float,
+        default=defaults.dropout,
+        help=f"dropout in the encoder (default {defaults.dropout:g}; 0: off)",
+    )
     tr.add_argument("--lr", type=float, default=defaults.lr, help=f"initial learning rate (default {defaults.lr:g})")
     tr.add_argument(
         "--optimizer",
@@ -195,6 +201,13 @@ def build_parser(defaults: TrainConfig = DEFAULT) -> argparse.ArgumentParser:
     tr.add_argument("--split-seed", type=int, default=0, help="seed of the train/test split (default 0)")
     tr.add_argument("--checkpoint-every", type=int, default=50, help="steps between checkpoints (default 50)")
     tr.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt if present")
+    tr.add_argument(
+        "--stop-at",
+        type=_positive,
+        default=None,
+        help="stop after this step with a checkpoint, to continue later with --resume (sessions with a time "
+        "limit); the learning-rate schedule still runs over --steps",
+    )
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
 
     ev = sub.add_parser(
@@ -396,14 +409,17 @@ def _train(args) -> int:
     from pkd_lessons.data import find_cases, load_cases, split_cases
     from pkd_lessons.training.config import TrainConfig
     from pkd_lessons.training.device import pick_device
+    from pkd_lessons.training.distributed import close_ranks, init_ranks
     from pkd_lessons.training.trainer import train
 
     if not 0 < args.test_fraction < 1:
         raise ValueError(f"--test-fraction must be between 0 and 1, got {args.test_fraction}")
+    # under torchrun: join the other processes; each takes its own GPU (cuda:LOCAL_RANK)
+    ranks, args.device = init_ranks(args.device)
     pick_device(args.device)  # an unusable device is refused before the data are read
     cases = find_cases(args.data)
     train_cases, _ = split_cases(cases, (1 - args.test_fraction, args.test_fraction), seed=args.split_seed)
-    volumes = load_cases(train_cases, progress=not args.quiet)
+    volumes = load_cases(train_cases, progress=not args.quiet and ranks.is_main)
     cfg = TrainConfig.preset(
         args.profile,
         method=args.method,
@@ -413,6 +429,7 @@ def _train(args) -> int:
         spatial_dims=args.dims,
         crop=args.crop,
         widths=args.widths,
+        dropout=args.dropout,
         steps=args.steps,
         batch_size=args.batch_size,
         optimizer=args.optimizer,
@@ -438,6 +455,8 @@ def _train(args) -> int:
             progress=not args.quiet,
             resume=args.resume,
             checkpoint_every=args.checkpoint_every,
+            ranks=ranks,
+            until=args.stop_at,
         )
     except KeyboardInterrupt:
         # Only a checkpoint of this run is worth resuming: one written by this command, or resumed from.
@@ -457,6 +476,9 @@ def _train(args) -> int:
                 file=sys.stderr,
             )
         return 130
+    close_ranks(ranks)
+    if not ranks.is_main:
+        return 0
     out = Path(args.out)
     write_text_or_rescue(
         out / "history.json",
@@ -467,14 +489,18 @@ def _train(args) -> int:
                 "samples_per_second": trainer.samples_per_second,
                 "device": str(trainer.device),
                 "precision": trainer.precision.name,
+                # the effective batch is the config's batch_size, split among the processes
+                "processes": ranks.world,
+                "batch_per_process": cfg.batch_size // ranks.world,
             }
         ),
         "training history",
     )
     first, last = trainer.history["loss"][0], trainer.history["loss"][-1]
+    across = f" over {ranks.world} processes" if ranks.distributed else ""
     print(
-        f"trained {args.method} for {trainer.step} steps: loss {first:.3f} -> {last:.3f}; "
-        f"{trainer.samples_per_second:.0f} samples/s on {trainer.device}; {out / 'checkpoint.pt'}"
+        f"trained {args.method} for {trainer.step} steps (batch {cfg.batch_size}): loss {first:.3f} -> {last:.3f}; "
+        f"{trainer.samples_per_second:.0f} samples/s on {trainer.device}{across}; {out / 'checkpoint.pt'}"
     )
     return 0
 

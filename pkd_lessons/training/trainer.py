@@ -53,6 +53,7 @@ from pkd_lessons.training.augment import BatchAugment, random_crops
 from pkd_lessons.training.checkpoint import check_compatible, fingerprint, load_checkpoint, save_checkpoint
 from pkd_lessons.training.config import TrainConfig
 from pkd_lessons.training.device import pick_device, synchronize
+from pkd_lessons.training.distributed import Ranks, Replica, barrier, gather, step_seed
 from pkd_lessons.training.inputs import BatchFeed, CropFeed, SliceBank, TeacherOutputs, teacher_cache
 from pkd_lessons.training.precision import choose_precision
 
@@ -100,6 +101,12 @@ class Trainer:
         cache_dir: folder where the teacher's cached outputs are kept between runs (keyed by the
             teacher's fingerprint and the training cases), so that several students share one pass.
         validation: cases scored every ``cfg.validate_every`` steps (never trained on).
+        ranks: this process's place in a multi-process run (:mod:`pkd_lessons.training.distributed`;
+            3D runs only); one process when None.
+
+    Raises:
+        ValueError: inconsistent settings, data or teacher; a multi-process 2D run, or a batch that
+            does not divide among the processes.
     """
 
     def __init__(
@@ -112,8 +119,17 @@ class Trainer:
         teacher_id: str | None = None,
         cache_dir: str | os.PathLike | None = None,
         validation: list[CaseVolume] | None = None,
+        ranks: Ranks | None = None,
     ) -> None:
         self.cfg = cfg
+        self.ranks = ranks or Ranks()
+        if self.ranks.distributed:
+            if cfg.spatial_dims != 3:
+                raise ValueError(
+                    "training over several processes is implemented for 3D runs (--dims 3, the faithful "
+                    "profile); a 2D run fits one GPU"
+                )
+            self.ranks.shard(cfg.batch_size)  # refuses a batch that does not divide, before any work
         self.device = pick_device(device) if isinstance(device, str) else device
         self.precision = choose_precision(self.device.type, cfg.amp)
         self.progress = progress
@@ -148,6 +164,12 @@ class Trainer:
         else:
             self.optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay, **fused)
         self.scaler = self.precision.grad_scaler(self.device)
+        self._replica: nn.Module | None = None
+        if self.ranks.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self._replica = DistributedDataParallel(Replica(self.model, self.heads, self._forward), device_ids=ids)
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.teacher = freeze(teacher.to(self.device, memory_format=layout)) if cfg.needs_teacher else None
         self.teacher_id = teacher_id
@@ -298,16 +320,26 @@ class Trainer:
     def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Every loss term of the method on one batch (on the trainer's device)."""
         cfg = self.cfg
+        if self.ranks.distributed:  # this rank's shard of the global batch
+            part = self.ranks.shard(cfg.batch_size)
+            batch = {k: v[part] for k, v in batch.items()}
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         images, labels = batch["images"], batch["labels"]
         inputs = images[:, self._inputs]
         if self.channels_last:  # after choosing the channels: indexing returns the default layout
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         with self.precision.autocast(self.device):
-            out = self._forward(inputs)
+            out = self._replica(inputs) if self._replica is not None else self._forward(inputs)
+        t = self._teacher_outputs(batch, images) if self.teacher is not None else {}
+        if self.ranks.distributed:  # the losses see the whole global batch, as in one process
+            # in one fixed order on every rank: collectives must match one to one across the processes
+            used = ("logits", *(("features",) if cfg.method in ("ckd", "pkl") else ()))
+            used += ("bottleneck",) if cfg.method == "kdnet" else ()
+            out = {k: gather(out[k], self.ranks) for k in used}
+            t = {k: gather(t[k], self.ranks) for k in used if t.get(k) is not None}
+            labels = gather(labels, self.ranks)
         terms = {"seg": segmentation_loss(out["logits"], labels)}
         if self.teacher is not None:
-            t = self._teacher_outputs(batch, images)
             if cfg.method == "kd":
                 terms["pixel"] = kd_loss(out["logits"], t["logits"], cfg.temperature, t2_scaling=cfg.kd_t2)
             if cfg.method in ("rkd", "pkl"):
@@ -343,6 +375,8 @@ class Trainer:
         """
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr_at(self.step)
+        if self.ranks.distributed:  # dropout: each rank its own draws, the same again on a resumed run
+            torch.manual_seed(step_seed(self.cfg.seed, self.step, self.ranks.rank))
         terms = self.optimise(self.next_batch())
         self.step += 1
         values = {k: v.detach() for k, v in terms.items()}
@@ -433,7 +467,9 @@ class Trainer:
         return dict(self.history)
 
     def _fit(self, until: int, checkpoint: str | os.PathLike | None, checkpoint_every: int) -> None:
-        bar = tqdm(total=until, initial=self.step, desc=self.cfg.method, unit="step", disable=not self.progress)
+        main = self.ranks.is_main
+        show = self.progress and main
+        bar = tqdm(total=until, initial=self.step, desc=self.cfg.method, unit="step", disable=not show)
         start, first = time.perf_counter(), self.step
         # On the CPU every step is checked (reading a value back costs nothing); on an accelerator
         # every 10 steps, so that steps do not wait for the host. Nothing is saved unchecked.
@@ -442,7 +478,7 @@ class Trainer:
             values = self.train_step()
             if self.step % check_every == 0 or self.step == until:
                 self.check_finite()
-            if self.progress and (self.step % 10 == 0 or self.step == until):
+            if show and (self.step % 10 == 0 or self.step == until):
                 elapsed = time.perf_counter() - start
                 self.samples_per_second = (self.step - first) * self.cfg.batch_size / max(elapsed, 1e-9)
                 values = {k: float(v) for k, v in values.items()}  # waits for the device, every 10 steps
@@ -453,7 +489,9 @@ class Trainer:
             bar.update(1)
             every = self.cfg.validate_every
             if self.validation and every and (self.step % every == 0 or self.step == self.cfg.steps):
-                self.validate()
+                if main:  # one rank scores; the others wait for it
+                    self.validate()
+                barrier(self.ranks)
             if checkpoint and checkpoint_every and self.step % checkpoint_every == 0 and self.step < until:
                 self._save_or_rescue(checkpoint)
         bar.close()
@@ -463,6 +501,16 @@ class Trainer:
             self._save_or_rescue(checkpoint)
 
     def _save_or_rescue(self, path: str | os.PathLike) -> None:
+        """Rank 0 writes the checkpoint (see :meth:`_write_or_rescue`); every rank waits until it is
+        complete, so that no rank reads a half-written file or goes on without it."""
+        if self.ranks.is_main:
+            self._write_or_rescue(path)
+        else:
+            self.check_finite()  # the same losses as rank 0's: the same verdict
+            self.saved = (Path(path), self.step)
+        barrier(self.ranks)
+
+    def _write_or_rescue(self, path: str | os.PathLike) -> None:
         """Write a checkpoint; when that fails (a full disk, a folder gone read-only), write it to the
         system's temporary folder instead and say where, so that the work is not lost."""
         try:
@@ -515,6 +563,8 @@ class Trainer:
             "data": self.data_id,
             "teacher": self.teacher_id,
             "precision": self.precision.name,
+            # the global batch is the config's batch_size; it was split among this many processes
+            "processes": self.ranks.world,
         }
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -607,6 +657,8 @@ def train(
     checkpoint_every: int = 0,
     cache_dir: str | os.PathLike | None = None,
     validation: list[CaseVolume] | None = None,
+    ranks: Ranks | None = None,
+    until: int | None = None,
 ) -> Trainer:
     """Train one run end to end; the convenience the lessons and the command line use.
 
@@ -621,6 +673,9 @@ def train(
         checkpoint_every: steps between intermediate checkpoints.
         cache_dir: where to keep the teacher's outputs between runs (default: beside its checkpoint).
         validation: cases scored every ``cfg.validate_every`` steps into the history.
+        ranks: this process's place in a multi-process run (3D; see
+            :mod:`pkd_lessons.training.distributed`); rank 0 writes the checkpoints.
+        until: stop after this step (a checkpoint is written; ``resume`` continues); None: ``cfg.steps``.
 
     Returns:
         The finished :class:`Trainer`.
@@ -671,11 +726,12 @@ def train(
         teacher_id=teacher_id,
         cache_dir=cache_dir,
         validation=validation,
+        ranks=ranks,
     )
     path = Path(out) / "checkpoint.pt" if out else None
     if resume and path is not None and path.is_file():
         trainer.resume(path)
-    trainer.fit(checkpoint=path, checkpoint_every=checkpoint_every)
+    trainer.fit(until, checkpoint=path, checkpoint_every=checkpoint_every)
     return trainer
 
 
