@@ -35,9 +35,12 @@ LAUNCH_LIMIT = 600
 
 def run(processes: int, *args: str) -> None:
     """``pkd-lessons train ARGS`` in ``processes`` processes (torchrun) or in one (``python -m``)."""
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}"]
+    launcher = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={processes}"]
+    launcher += ["--rdzv-backend=c10d", "--rdzv-endpoint=127.0.0.1:0"]  # one machine, a free port on loopback
     command = [*(launcher if processes > 1 else [sys.executable]), "-m", "pkd_lessons", "train", *args]
     env = dict(os.environ, OMP_NUM_THREADS="1")
+    if Path("/sys/class/net/lo").exists():  # gloo's connections between the processes stay on loopback
+        env["GLOO_SOCKET_IFNAME"] = "lo"
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=LAUNCH_LIMIT)
     assert result.returncode == 0, f"{' '.join(command[-12:])}\n{result.stdout[-2000:]}\n{result.stderr[-4000:]}"
 

@@ -5,11 +5,11 @@ replica of the network. One step of a run with global batch ``B`` on N ranks:
 
 1. Every rank draws the same global batch from the run's seeded generator (the same crops, slices and
    augmentation as a single process would draw) and keeps its shard of ``B / N`` samples.
-2. Each rank runs the network on its shard, then gathers every rank's outputs
-   (``torch.distributed.nn.functional.all_gather``, which carries gradients back to the rank that
-   made them) and computes the losses on the whole global batch, exactly as one process would:
-   the losses of the method are batch-level (the class weights and Dice sums of ``L_seg``, the
-   normalisation of ``L_rkd``, the negative pairs of ``L_image`` span the batch).
+2. Each rank runs the network on its shard, then gathers every rank's outputs (with autograd: the
+   gradients go back to the rank that made them) and computes the losses on the whole global
+   batch, exactly as one process would: the losses of the method are batch-level (the class
+   weights and Dice sums of ``L_seg``, the normalisation of ``L_rkd``, the negative pairs of
+   ``L_image`` span the batch).
 3. DDP averages the gradients over the ranks. Each rank's gradient is N times its share of the
    global gradient (every rank backpropagates the same global loss, and the gather sums the
    gradients of a shard over the ranks), so the average is the single-process gradient.
@@ -127,9 +127,11 @@ def gather(tensor: torch.Tensor, ranks: Ranks) -> torch.Tensor:
     if not ranks.distributed:
         return tensor
     if tensor.requires_grad:
-        from torch.distributed.nn.functional import all_gather
+        # PyTorch's own gather with autograd (its backward reduce-scatters the gradients with a sum);
+        # the module is the one torch.distributed.nn.functional's deprecation notice points to.
+        from torch.distributed._functional_collectives import all_gather_single
 
-        return torch.cat(all_gather(tensor.contiguous()), dim=0)
+        return all_gather_single(tensor.contiguous(), 0, dist.group.WORLD)
     parts = [torch.empty_like(tensor) for _ in range(ranks.world)]
     dist.all_gather(parts, tensor.contiguous())
     return torch.cat(parts, dim=0)
