@@ -229,3 +229,43 @@ def test_series_is_complete():
 
 def test_every_lesson_has_a_limit():
     assert sorted(LESSON_LIMITS) == [p.name[:2] for p in NOTEBOOKS]
+
+
+@pytest.mark.notebook
+@pytest.mark.timeout(1200)
+def test_lesson_09_trains_the_faithful_experiment_on_a_real_layout_folder(tmp_path):
+    """Given a data folder, lesson 09 trains the lessons' runs and, with ``faithful_steps``, the
+    reference code's 3D teacher, baseline and student; here on a BraTS-layout phantom at 4 mm, toy sizes."""
+    import papermill
+
+    from pkd_lessons.phantoms import make_phantoms
+
+    folder = make_phantoms("brain", tmp_path / "brats", cases=7, seed=3, voxel_mm=4.0, progress=False)
+    out = tmp_path / "09.ipynb"
+    papermill.execute_notebook(
+        str(REPO / "notebooks" / "09_real_brats.ipynb"),
+        str(out),
+        parameters={
+            "profile": "tiny",
+            "data_root": str(tmp_path / "data"),
+            "output_dir": str(tmp_path / "output"),
+            "device": "cpu",
+            "real_data_dir": str(folder),
+            "faithful_steps": 2,
+            "faithful_overrides": {"widths": [4, 8], "crop": [24, 24, 16], "batch_size": 2},
+        },
+        kernel_name="python3",
+        progress_bar=False,
+        cwd=str(tmp_path),
+        execution_timeout=900,
+    )
+    text = "".join(
+        "".join(o.get("text", "")) for c in json.loads(out.read_text())["cells"] for o in c.get("outputs", [])
+    )
+    for method in ("teacher", "baseline", "pkl"):
+        assert re.search(rf"\b{method}-s0-\S*crop24x24x16\S*: \d+\.\d+ s per step on cpu", text), text[-2000:]
+    runs = tmp_path / "data" / "runs" / "tiny" / "real"
+    configs = [json.loads(p.read_text())["config"] for p in runs.glob("*/run.json")]
+    three_d = [c for c in configs if c["spatial_dims"] == 3]
+    assert sorted(c["method"] for c in three_d) == ["baseline", "pkl", "teacher"]
+    assert all(c["optimizer"] == "sgd" and c["crop"] == [24, 24, 16] and c["steps"] == 2 for c in three_d)

@@ -34,6 +34,15 @@ from pkd_lessons.training.device import pick_device
 
 DATA_SEED = 0  # the phantom sets every lesson shares
 SPLIT_SEED = 0  # the train/test split every lesson shares
+#: Settings only a student uses: a teacher run ignores them (they do not make it another run), and a
+#: distilled run's teacher takes every other override of the run (a 3D student of the faithful preset
+#: learns from a 3D teacher of the same widths, crops and schedule).
+STUDENT_ONLY = ("modality", "temperature", "pixel_weight", "image_weight", "kd_t2", "margin", "cache_teacher")
+
+
+def _tag(value) -> str:
+    """A setting's value in a run folder's name: sizes as ``24x24x16``, no spaces."""
+    return "x".join(map(str, value)) if isinstance(value, list | tuple) else str(value).replace(" ", "")
 
 
 @dataclass
@@ -199,7 +208,8 @@ class Lesson:
             seed: training seed.
             dataset: ``"brain"`` or ``"cardiac"``.
             progress: progress bars (None: :func:`progress_bars`).
-            **overrides: training settings to change (a changed setting is a different run).
+            **overrides: training settings to change (a changed setting is a different run); a
+                distilled run's teacher takes them too, but for :data:`STUDENT_ONLY`.
 
         Returns:
             The :class:`Run`.
@@ -207,8 +217,10 @@ class Lesson:
         from pkd_lessons.training.trainer import load_model, train  # heavy; imported when a lesson trains
 
         progress = progress_bars() if progress is None else progress
+        if method == "teacher":
+            overrides = {k: v for k, v in overrides.items() if k not in STUDENT_ONLY}
         cfg = self.config(method, seed, dataset, **overrides)
-        tag = "" if not overrides else "-" + "-".join(f"{k}{v}" for k, v in sorted(overrides.items()))
+        tag = "" if not overrides else "-" + "-".join(f"{k}{_tag(v)}" for k, v in sorted(overrides.items()))
         name = f"{method}-s{seed}{tag}"
         folder = self.data_root / "runs" / self.settings["profile"] / dataset / name
         record = folder / "run.json"
@@ -218,8 +230,8 @@ class Lesson:
             if saved["config"] == cfg.to_dict() and (folder / "checkpoint.pt").is_file():
                 return Run(name, folder, cfg, saved["metrics"], saved["history"], saved["info"])
         teacher = None
-        if cfg.needs_teacher:
-            teacher = self.run("teacher", 0, dataset, progress=progress).checkpoint
+        if cfg.needs_teacher:  # its teacher: the same network shape, data and schedule as this run
+            teacher = self.run("teacher", 0, dataset, progress=progress, **overrides).checkpoint
         train_volumes, test_volumes = self.split(dataset)
         start = time.perf_counter()
         trainer = train(

@@ -10,6 +10,7 @@
   which precision a run computes.
 * :mod:`~pkd_lessons.training.checkpoint` - checkpoints written atomically and checked on load.
 * :mod:`~pkd_lessons.training.benchmark` - how fast the trainer runs and what the input path costs.
+* :mod:`~pkd_lessons.training.distributed` - one run over several processes (torchrun, DDP).
 """
 
 from pkd_lessons._exports import lazy_exports
@@ -17,12 +18,13 @@ from pkd_lessons._exports import lazy_exports
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
-        ".config": "METHODS STUDENT_METHODS TrainConfig",
+        ".config": "METHODS PRESETS STUDENT_METHODS TrainConfig",
         ".trainer": "Trainer build_model freeze load_model seed_everything train",
         ".inputs": "BatchFeed CropFeed SliceBank TeacherOutputs teacher_cache",
         ".augment": "BatchAugment",
         ".device": "describe_device pick_device",
         ".precision": "Precision choose_precision",
         ".checkpoint": "load_checkpoint save_checkpoint",
+        ".distributed": "Ranks init_ranks",
     },
 )
