@@ -43,6 +43,7 @@ lessons: $(STAMP)
 # -W: a warning (broken reference, missing figure, unknown directive) fails the build.
 docs: $(STAMP)
 	@test -f $(OUT)/notebooks/09_real_brats.ipynb || $(MAKE) lessons
+	@$(BIN)/python docs/_ext/pkd_site.py $(OUT)/notebooks
 	PKD_EXECUTED_LESSONS=$(OUT)/notebooks $(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
 	@echo "site: docs/_build/html/index.html"
 

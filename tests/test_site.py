@@ -162,6 +162,11 @@ def test_site_refuses_a_failed_or_stale_lesson(tmp_path):
     finally:
         del os.environ["PKD_EXECUTED_LESSONS"]
     assert not (tmp_path / "src").exists(), "nothing is written when the lessons are missing"
+    # what `make docs` runs first: one line saying what to do
+    check = subprocess.run(
+        [sys.executable, str(DOCS / "_ext" / "pkd_site.py"), str(tmp_path / "nothing")], capture_output=True, text=True
+    )
+    assert check.returncode == 2 and check.stderr.count("\n") == 1 and "run `make lessons` first" in check.stderr
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

@@ -289,10 +289,12 @@ def performance_page(reports: list[Path], out: Path) -> str:
     return "\n".join(lines)
 
 
-def generate(app: Sphinx) -> None:
-    """Write the generated pages into the source folder."""
-    src = Path(app.srcdir)
-    executed = executed_folder()
+def lesson_pages(executed: Path) -> tuple[list[Path], list[LessonUses], list[str]]:
+    """The lesson notebooks, what each imports, and the site's page of each (checked).
+
+    Raises:
+        ExtensionError: a lesson is missing from ``executed``, failed, or is stale.
+    """
     sources = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     missing = [s.name for s in sources if not (executed / s.name).is_file()]
     if missing:
@@ -302,8 +304,16 @@ def generate(app: Sphinx) -> None:
         )
     constants = _documented_constants()
     lessons = [lesson_uses(s, constants) for s in sources]
-    for s, uses in zip(sources, lessons):
-        write_if_changed(src / "lessons" / s.name, lesson_page(executed / s.name, s, uses))
+    return sources, lessons, [lesson_page(executed / s.name, s, u) for s, u in zip(sources, lessons)]
+
+
+def generate(app: Sphinx) -> None:
+    """Write the generated pages into the source folder."""
+    src = Path(app.srcdir)
+    executed = executed_folder()
+    sources, lessons, pages = lesson_pages(executed)
+    for s, page in zip(sources, pages):
+        write_if_changed(src / "lessons" / s.name, page)
     for stale in set((src / "lessons").glob("*.ipynb")) - {src / "lessons" / s.name for s in sources}:
         stale.unlink()
     for area in AREAS:
@@ -341,3 +351,13 @@ def setup(app: Sphinx) -> dict:
     app.connect("builder-inited", generate)
     app.connect("missing-reference", resolve_reexport)
     return {"version": pkd_lessons.__version__, "parallel_read_safe": True, "parallel_write_safe": True}
+
+
+if __name__ == "__main__":  # `make docs` checks the executed lessons first, to say in one line what is wrong
+    import sys
+
+    try:
+        lesson_pages(Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else executed_folder())
+    except ExtensionError as err:
+        print(f"make docs: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
