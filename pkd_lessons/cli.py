@@ -42,23 +42,23 @@ def _positive(text: str) -> int:
     return value
 
 
-def _widths(text: str) -> tuple[int, ...]:
+def _integers(text: str, example: str) -> tuple[int, ...]:
+    """Comma-separated integers (``example`` shows the expected form in the error)."""
     try:
-        widths = tuple(int(w) for w in text.split(","))
+        return tuple(int(w) for w in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated channel counts such as 16,32,64,128, got {text!r}"
-        ) from None
+        raise argparse.ArgumentTypeError(f"expected {example}, got {text!r}") from None
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    widths = _integers(text, "comma-separated channel counts such as 16,32,64,128")
     if len(widths) < 2 or min(widths) < 1:
         raise argparse.ArgumentTypeError(f"expected at least two positive channel counts, got {text!r}")
     return widths
 
 
 def _crop(text: str) -> tuple[int, int, int]:
-    try:
-        sizes = tuple(int(c) for c in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a crop size such as 80 or 80,80,80, got {text!r}") from None
+    sizes = _integers(text, "a crop size such as 80 or 80,80,80")
     if len(sizes) == 1:
         sizes = sizes * 3
     if len(sizes) != 3 or min(sizes) < 1:

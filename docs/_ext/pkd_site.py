@@ -173,11 +173,8 @@ def lesson_page(executed: Path, source: Path, uses: LessonUses) -> str:
         "## The package behind this lesson\n\nWhat this lesson imports from `pkd_lessons`, linked to its API entry:\n\n"
         + "\n".join(used)
     )
-    for cell in (note, closing):
-        cell.pop("id", None)
+    note.id, closing.id = "site-note", "site-api"  # fixed ids: the page is rewritten only when it changes
     nb.cells = [cells[0], note, *cells[1:], closing]
-    for i, cell in enumerate(nb.cells):
-        cell["id"] = f"site-{i}"
     return nbformat.writes(nb)
 
 
