@@ -231,18 +231,15 @@ def build_parser(defaults: TrainConfig = DEFAULT) -> argparse.ArgumentParser:
     cp = sub.add_parser(
         "compare",
         help="results table over methods and seeds",
-        description="Mean and spread per method and region, and each method's paired "
-        "difference from the baseline with a 95%% confidence interval.",
+        description="Mean and spread per method and region, and each method's difference from "
+        "the baseline, paired by seed and by case, with a 95%% confidence interval for the crossed "
+        "seeds x cases design, the detectable difference and the seeds needed to detect 1 point. "
+        "Methods must share their seeds, cases and regions; a method with two records for one seed "
+        "is refused.",
     )
     cp.add_argument("metrics", nargs="+", help="metrics JSON files from 'evaluate'")
     cp.add_argument("--out", required=True, help="folder for results.csv/.json/.md/.png")
     cp.add_argument("--baseline", default="baseline", help="method to compare against (default baseline)")
-    cp.add_argument(
-        "--over",
-        choices=["cases", "seeds"],
-        default="cases",
-        help="pair differences over test cases (default) or over seeds",
-    )
     cp.add_argument("--metric", choices=["dice", "hd95"], default="dice", help="metric (default dice)")
 
     dt = sub.add_parser(
@@ -561,10 +558,19 @@ def _compare(args) -> int:
             raise DataError(f"{path}: not a metrics JSON file ({err})") from err
         records += check_records(data, path)
     baseline = args.baseline if any(r["method"] == args.baseline for r in records) else None
-    rows = summarize(records, baseline=baseline, metric=args.metric, over=args.over)
+    try:
+        rows = summarize(records, baseline=baseline, metric=args.metric)
+    except ValueError as err:
+        raise DataError(f"{', '.join(args.metrics)}: {err}") from err
     scale = 100.0 if args.metric == "dice" else 1.0
     paths = save_results(rows, args.out, scale=scale, baseline=args.baseline)
     print(summary_table(rows, scale=scale, baseline=args.baseline))
+    if baseline is not None and len({r["method"] for r in rows}) > 1:
+        from pkd_lessons.evaluation.statistics import compare, verdict_lines
+
+        unit = "Dice points" if args.metric == "dice" else "mm"
+        found = compare(records, reference=baseline, metric=args.metric)
+        print(verdict_lines(found, reference=baseline, scale=scale, unit=unit))
     print(f"written: {', '.join(str(p) for p in paths.values())}")
     return 0
 

@@ -368,6 +368,32 @@ def test_compare_refuses_files_that_are_not_metrics(tmp_path, capsys, content):
     assert not (tmp_path / "out").exists(), "no empty output folder left"
 
 
+@pytest.mark.parametrize(
+    "seeds, duplicate, message",
+    [
+        (({0, 1, 2}, {0, 1}), False, r"'baseline' lacks seed(s) {2}"),
+        (({3, 4}, {0, 1}), False, r"'kd' lacks seed(s) {0, 1}"),
+        (({0, 1}, {0, 1}), True, "two records for seed 0"),
+    ],
+)
+def test_compare_refuses_what_it_cannot_pair(tmp_path, capsys, seeds, duplicate, message):
+    """Seeds one method lacks, or two records of one seed, are named and refused, never dropped."""
+
+    def rec(method, seed, value):
+        cases = {f"c{j}": {"WT": {"dice": value + 0.01 * j, "hd95": 2.0}} for j in range(3)}
+        return {"run": f"{method}-s{seed}", "method": method, "seed": seed, "cases": cases}
+
+    kd, base = seeds
+    records = [rec("kd", s, 0.5 - 0.3 * (s == 2)) for s in sorted(kd)] + [rec("baseline", s, 0.4) for s in sorted(base)]
+    if duplicate:
+        records.append(dict(rec("kd", 0, 0.9), run="kd-s0-copy"))
+    (tmp_path / "m.json").write_text(json.dumps(records))
+    assert main(["compare", str(tmp_path / "m.json"), "--out", str(tmp_path / "out")]) == 2
+    line = one_error_line(capsys)
+    assert message in line and "m.json" in line
+    assert not (tmp_path / "out").exists()
+
+
 def test_ctrl_c_says_where_the_checkpoint_is_and_how_to_resume(data, tmp_path, monkeypatch, capsys):
     real = train_module.Trainer.train_step
 

@@ -3,8 +3,10 @@
 * :mod:`~pkd_lessons.evaluation.prediction` - slice-by-slice or sliding-window prediction, then
   Dice and HD95 per region and case.
 * :mod:`~pkd_lessons.evaluation.metrics` - overlap of two segmentations, region by region.
-* :mod:`~pkd_lessons.evaluation.statistics` - paired differences, hierarchical bootstrap intervals,
-  detectable differences and power.
+* :mod:`~pkd_lessons.evaluation.statistics` - paired differences, intervals for the crossed
+  seeds x cases design, detectable differences, the seeds a comparison needs, and power.
+* :mod:`~pkd_lessons.evaluation.coverage` - simulations with a known answer that check the
+  intervals hold their level.
 * :mod:`~pkd_lessons.evaluation.tables` - result tables over methods and seeds, with their spread.
 """
 
@@ -15,8 +17,9 @@ __getattr__, __dir__, __all__ = lazy_exports(
     {
         ".prediction": "evaluate mean_dice predict_volume score_case validation_dice",
         ".metrics": "annotation_agreement region_dice",
-        ".statistics": "compare detectable_difference detectable_difference_t hierarchical_bootstrap "
-        "paired_differences paired_t_power verdict_lines comparison_table",
+        ".statistics": "compare crossed_interval detectable_difference detectable_difference_t mean_squares "
+        "nested_bootstrap paired_differences paired_t_power seeds_needed verdict_lines comparison_table",
+        ".coverage": "coverage coverage_table simulate",
         ".tables": "plot_summary save_results summarize summary_table",
     },
 )

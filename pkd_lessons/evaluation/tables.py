@@ -1,9 +1,9 @@
 """Result tables over methods and seeds: mean, spread, and paired differences against the baseline.
 
 Distillation gains are small and noisy, so every number here comes with its spread: the standard
-deviation over seeds, and a 95 % confidence interval for each method's difference from the baseline,
-paired over test cases (each case's Dice averaged over seeds first) or over seeds (seed ``s`` of a
-method against seed ``s`` of the baseline: same initialisation and batch order).
+deviation over seeds, and a 95 % confidence interval for each method's difference from the
+baseline, paired by seed and by case in the crossed design that
+:mod:`~pkd_lessons.evaluation.statistics` models (the same interval as every verdict).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-from scipy import stats
 
 from pkd_lessons.atomic import atomic_file
 from pkd_lessons.markdown import markdown_table
@@ -42,78 +41,66 @@ def long_rows(records: Sequence[dict], metric: str = "dice") -> list[dict]:
     return rows
 
 
-def _ci(diffs: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and t-based confidence interval of paired differences."""
-    mean = float(np.mean(diffs))
-    if len(diffs) < 2:
-        return mean, float("nan"), float("nan")
-    if np.ptp(diffs) == 0:  # no spread: the t statistic is undefined, the interval a point
-        return mean, mean, mean
-    low, high = stats.ttest_1samp(diffs, 0.0).confidence_interval(level)
-    return mean, float(low), float(high)
-
-
 def summarize(
     records: Sequence[dict],
     baseline: str | None = "baseline",
     metric: str = "dice",
-    over: str = "cases",
     level: float = 0.95,
+    fixed_reference: bool = False,
 ) -> list[dict]:
-    """One row per method and region.
+    """One row per method and region: its mean and spread over seeds, and its comparison with the
+    baseline from :func:`~pkd_lessons.evaluation.statistics.compare` (the one engine behind every
+    table and verdict: paired by seed and case, crossed design).
 
     Args:
         records: metrics records from :func:`~pkd_lessons.evaluation.prediction.evaluate` (several seeds per method).
         baseline: method the others are compared with (None: no comparison).
         metric: ``"dice"`` or ``"hd95"``.
-        over: pair the differences over ``"cases"`` or ``"seeds"``.
         level: confidence level.
+        fixed_reference: the baseline is one run held fixed (a teacher), compared with every seed.
 
     Returns:
-        Rows ``{method, region, seeds, mean, sd, diff, ci_low, ci_high}``: ``mean`` is the mean over
-        seeds of each seed's mean over cases, ``sd`` its standard deviation over seeds; ``diff`` and
-        the interval compare with the baseline (NaN for the baseline itself or without one).
+        Rows ``{method, region, seeds, mean, sd, diff, ci_low, ci_high, n, detectable,
+        seeds_needed}``: ``mean`` is the mean over seeds of each seed's mean over cases, ``sd`` its
+        standard deviation over seeds; the comparison's values are NaN (``n`` 0) for the baseline
+        itself or without one.
 
     Raises:
-        ValueError: the baseline is missing, methods were scored on different cases, or ``over`` is unknown.
+        ValueError: the baseline is missing, a method has two records for one seed, or as
+            :func:`~pkd_lessons.evaluation.statistics.compare` refuses (other seeds, cases or regions).
     """
-    if over not in ("cases", "seeds"):
-        raise ValueError(f"over must be 'cases' or 'seeds', got {over!r}")
-    table: dict = defaultdict(lambda: defaultdict(lambda: defaultdict(dict)))  # method, region, seed, case
-    for r in long_rows(records, metric):
-        table[r["method"]][r["region"]][r["seed"]][r["case"]] = r["value"]
+    from pkd_lessons.evaluation.statistics import _by_method, compare
+
+    table = _by_method(records)  # refuses two records of one (method, seed)
     if baseline is not None and baseline not in table:
         raise ValueError(f"baseline {baseline!r} not among the methods {sorted(table)}")
+    by: dict = defaultdict(lambda: defaultdict(dict))  # method, region, seed -> mean over cases
+    for r in long_rows(records, metric):
+        by[r["method"]][r["region"]].setdefault(r["seed"], []).append(r["value"])
+    compared = {}
+    if baseline is not None and len(table) > 1:
+        rows = compare(records, reference=baseline, metric=metric, level=level, fixed_reference=fixed_reference)
+        compared = {(r["method"], r["region"]): r for r in rows}
     out = []
-    for method, regions in table.items():
+    for method, regions in by.items():
         for region, seeds in regions.items():
-            seed_means = np.array([np.mean(list(cases.values())) for cases in seeds.values()])
-            row = {
-                "method": method,
-                "region": region,
-                "seeds": len(seeds),
-                "mean": float(seed_means.mean()),
-                "sd": float(seed_means.std(ddof=1)) if len(seeds) > 1 else float("nan"),
-                "diff": float("nan"),
-                "ci_low": float("nan"),
-                "ci_high": float("nan"),
-                "n": 0,
-            }
-            if baseline is not None and method != baseline:
-                base = table[baseline][region]
-                if over == "cases":
-                    cases = sorted(next(iter(seeds.values())))
-                    if sorted(next(iter(base.values()))) != cases:
-                        raise ValueError(f"{method} and {baseline} were scored on different cases")
-                    mine = np.array([np.mean([s[c] for s in seeds.values()]) for c in cases])
-                    theirs = np.array([np.mean([s[c] for s in base.values()]) for c in cases])
-                else:
-                    common = sorted(set(seeds) & set(base))
-                    mine = np.array([np.mean(list(seeds[s].values())) for s in common])
-                    theirs = np.array([np.mean(list(base[s].values())) for s in common])
-                row["diff"], row["ci_low"], row["ci_high"] = _ci(mine - theirs, level)
-                row["n"] = len(mine)
-            out.append(row)
+            seed_means = np.array([np.mean(values) for values in seeds.values()])
+            c = compared.get((method, region))
+            out.append(
+                {
+                    "method": method,
+                    "region": region,
+                    "seeds": len(seeds),
+                    "mean": float(seed_means.mean()),
+                    "sd": float(seed_means.std(ddof=1)) if len(seeds) > 1 else float("nan"),
+                    "diff": c["diff"] if c else float("nan"),
+                    "ci_low": c["low"] if c else float("nan"),
+                    "ci_high": c["high"] if c else float("nan"),
+                    "n": c["n"] if c else 0,
+                    "detectable": c["detectable"] if c else float("nan"),
+                    "seeds_needed": c["seeds_needed"] if c else None,
+                }
+            )
     return out
 
 
@@ -129,7 +116,7 @@ def summary_table(rows: Sequence[dict], scale: float = 100.0, baseline: str = "b
     compared = any(not np.isnan(r["diff"]) for r in rows)
     head = ["method", "seeds"] + [f"{g} mean ± sd" for g in regions]
     if compared:
-        head += [f"{g} Δ vs {baseline} [95% CI over cases]" for g in regions]
+        head += [f"{g} Δ vs {baseline} [95% CI, seeds × cases]" for g in regions]
     table = []
     for m in methods:
         cells = [m, str(by[(m, regions[0])]["seeds"])]

@@ -441,14 +441,16 @@ def verdicts(
     scale: float = 100.0,
     unit: str = "Dice points",
     metric: str = "dice",
+    fixed_reference: bool = False,
 ) -> str:
     """Plain-language reading of a comparison, one line per method and region.
 
-    Each difference from ``reference`` is paired by seed and case, and its 95 % interval comes from
-    a hierarchical bootstrap that resamples seeds, then cases within them
-    (:func:`pkd_lessons.evaluation.statistics.compare`), so that both sources of noise count. Each line gives
-    n (seeds x cases), the interval, and the smallest difference the comparison could detect with
-    80 % power; a difference is called a gain or a loss only when its interval excludes zero.
+    Each difference from ``reference`` is paired by seed and case, and its 95 % interval models the
+    crossed design (every seed scored on the same cases: seed, case and residual variance, each with
+    its own degrees of freedom; :func:`pkd_lessons.evaluation.statistics.compare`), so that both
+    sources of noise count. Each line gives n (seeds x cases), the interval, the smallest difference
+    the comparison could detect with 80 % power, and how many seeds it would need to detect 1 point;
+    a difference is called a gain or a loss only when its interval excludes zero.
 
     Args:
         records: metrics records of several methods and seeds.
@@ -456,9 +458,9 @@ def verdicts(
         scale: 100 for Dice in points, 1 for HD95 in mm.
         unit: unit named in the lines.
         metric: ``"dice"`` or ``"hd95"`` (lower is better).
+        fixed_reference: the reference is one run (the teacher), compared with every seed of the others.
     """
     from pkd_lessons.evaluation.statistics import compare, verdict_lines
 
-    return verdict_lines(
-        compare(records, reference=reference, metric=metric), reference=reference, scale=scale, unit=unit
-    )
+    rows = compare(records, reference=reference, metric=metric, fixed_reference=fixed_reference)
+    return verdict_lines(rows, reference=reference, scale=scale, unit=unit)

@@ -198,7 +198,7 @@ def reference_section(
     regions: tuple[str, ...] = ("WT", "TC", "ET"),
 ) -> str:
     """Markdown for a lesson: the reference results of some methods, their comparison with
-    ``reference`` (hierarchical bootstrap, n and detectable difference) and where they come from.
+    ``reference`` (crossed-design interval, n, detectable difference, seeds needed) and where they come from.
 
     Returns a short note instead when no reference results are stored.
     """
