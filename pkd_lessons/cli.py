@@ -168,6 +168,12 @@ def build_parser(defaults: TrainConfig = DEFAULT) -> argparse.ArgumentParser:
     )
     tr.add_argument("--lr", type=float, default=defaults.lr, help=f"initial learning rate (default {defaults.lr:g})")
     tr.add_argument(
+        "--lr-step-every",
+        type=_positive,
+        default=defaults.lr_step_every,
+        help=f"steps between learning-rate updates (default {defaults.lr_step_every}; 300 in the reference: one epoch)",
+    )
+    tr.add_argument(
         "--optimizer",
         choices=["adam", "sgd"],
         default=defaults.optimizer,
@@ -431,6 +437,7 @@ def _train(args) -> int:
         batch_size=args.batch_size,
         optimizer=args.optimizer,
         lr=args.lr,
+        lr_step_every=args.lr_step_every,
         temperature=args.temperature,
         seed=args.seed,
         amp=args.amp,

@@ -103,6 +103,7 @@ def test_train_profile_faithful_starts_from_the_reference_settings():
         1e-3,
         60_000,
     )
+    assert args.dropout == 0.0  # the reference trains without dropout (its model's default 0.3 is overridden)
     args = parse_args([*base, "--steps", "10", "--crop", "32", "--lr", "2e-3"])
     assert (args.steps, args.crop, args.lr, args.dims) == (10, (32, 32, 32), 2e-3, 3)
     assert parse_args(base[:-2]).dims == 2  # without the profile: the 2D defaults
@@ -125,8 +126,9 @@ def test_faithful_run_end_to_end_at_toy_sizes(tmp_path):
         [16, 16, 16],
         "sgd",
         1e-3,
-        0.3,
+        0.0,  # the reference's training script feeds its dropout layers 0.0
     )
+    assert (config["lr_step_every"], config["weight_decay"]) == (300, 1e-5)  # poly set once per epoch
     assert (config["flip"], config["pixel_weight"], config["image_weight"], config["temperature"]) == (
         False,
         0.5,

@@ -94,11 +94,14 @@ def test_two_processes_train_what_one_does(faithful):
 def test_resumed_runs_equal_uninterrupted_ones_on_any_number_of_processes(faithful):
     root, data, _ = faithful
     common = ["--method", "baseline", "--data", str(data), *TOY, "--steps", "4"]
-    # two processes, with dropout (each rank draws its own masks, from (seed, step, rank))
-    run(2, *common, "--out", str(root / "whole"))
-    run(2, *common, "--out", str(root / "halves"), "--stop-at", "2")
+    # two processes, with dropout (each rank draws its own masks, from (seed, step, rank)); given
+    # here, as the faithful profile trains without dropout, as the reference's training script does
+    dropped = [*common, "--dropout", "0.3"]
+    run(2, *dropped, "--out", str(root / "whole"))
+    run(2, *dropped, "--out", str(root / "halves"), "--stop-at", "2")
     assert load_checkpoint(root / "halves" / "checkpoint.pt")["step"] == 2
-    run(2, *common, "--out", str(root / "halves"), "--resume")
+    assert load_checkpoint(root / "halves" / "checkpoint.pt")["config"]["dropout"] == 0.3
+    run(2, *dropped, "--out", str(root / "halves"), "--resume")
     assert losses(root / "halves") == losses(root / "whole")
     assert largest_difference(root / "halves", root / "whole") == 0.0
     # written by two processes, resumed by one (without dropout, whose draws depend on the ranks)

@@ -15,10 +15,12 @@ from pkd_lessons.data import find_cases, load_cases
 from pkd_lessons.data.labels import BRATS
 from pkd_lessons.evaluation.prediction import evaluate, predict_volume, score_case
 from pkd_lessons.evaluation.tables import summarize, summary_table
+from pkd_lessons.models import ProjectionHead, student
 from pkd_lessons.training.augment import apply_flips
 from pkd_lessons.training.checkpoint import load_checkpoint
 from pkd_lessons.training.config import METHODS, TrainConfig
 from pkd_lessons.training.inputs import SliceBank, teacher_cache
+from pkd_lessons.training.optim import decay_groups, poly_lr
 from pkd_lessons.training.precision import choose_precision
 from pkd_lessons.training.trainer import Trainer, load_model, train
 
@@ -61,6 +63,109 @@ def test_config_checks():
     c = cfg("pkl", seed=3)
     assert TrainConfig.from_dict(json.loads(json.dumps(c.to_dict()))) == c
     assert c.input_modalities == ("t1ce",) and cfg("teacher").input_modalities == ("flair", "t1", "t1ce", "t2")
+
+
+def test_config_without_a_later_setting_loads_with_its_default():
+    """A checkpoint's config written before ``lr_step_every`` existed loads as it ran: every step."""
+    old = {k: v for k, v in cfg("pkl").to_dict().items() if k != "lr_step_every"}
+    assert TrainConfig.from_dict(old).lr_step_every == 1
+    assert TrainConfig.preset("faithful").lr_step_every == 300
+    with pytest.raises(ValueError, match="lr_step_every must be at least 1"):
+        TrainConfig(lr_step_every=0)
+
+
+# --- optimiser: weight decay on the kernels, the poly schedule ---------------------------------
+
+
+def kernels_and_others(modules: list[nn.Module]) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """Every conv / transposed-conv / dense weight, and every other parameter, by module type."""
+    kernel_types = (nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear)
+    kernels, others = [], []
+    for module in modules:
+        for layer in module.modules():
+            for name, param in layer.named_parameters(recurse=False):
+                (kernels if isinstance(layer, kernel_types) and name == "weight" else others).append(param)
+    return kernels, others
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_weight_decay_groups_hold_the_kernels_and_nothing_else(dims):
+    net = student(4, dims, W, dropout=0.0)
+    head = ProjectionHead(W[0], (8,) * dims)
+    decayed, plain = decay_groups([net, head], 1e-5)
+    assert (decayed["weight_decay"], plain["weight_decay"]) == (1e-5, 0.0)
+    ids = {name: {id(p) for p in group["params"]} for name, group in (("decayed", decayed), ("plain", plain))}
+    kernels, others = kernels_and_others([net, head])
+    assert ids["decayed"] == {id(p) for p in kernels}
+    assert ids["plain"] == {id(p) for p in others}
+    assert not ids["decayed"] & ids["plain"]
+    # every convolution kernel (transposed ones too) and both dense kernels of the head are decayed ...
+    convs = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.ConvTranspose3d))]
+    assert convs and all(id(m.weight) in ids["decayed"] for m in convs)
+    assert all(id(m.weight) in ids["decayed"] for m in head.modules() if isinstance(m, nn.Linear))
+    # ... and no bias, no instance-norm scale or shift
+    biases = [m.bias for m in net.modules() if getattr(m, "bias", None) is not None]
+    norms = [m.weight for m in net.modules() if isinstance(m, (nn.InstanceNorm2d, nn.InstanceNorm3d))]
+    assert biases and norms and not {id(p) for p in biases + norms} & ids["decayed"]
+    assert len(ids["decayed"]) + len(ids["plain"]) == len(list(net.parameters())) + len(list(head.parameters()))
+
+
+def test_sgd_weight_decay_shrinks_the_kernels_alone():
+    """A zero loss: one SGD step moves a kernel W by lr * wd * W (the gradient of wd ||W||^2 / 2) and
+    leaves biases and norm parameters where they are."""
+    torch.manual_seed(0)
+    net = student(4, 2, W, dropout=0.0)
+    head = ProjectionHead(W[0], (16, 16))
+    lr, wd = 0.1, 0.5
+    optimizer = torch.optim.SGD(decay_groups([net, head], wd), lr=lr, momentum=0.9)
+    logits, features = net(torch.randn(2, 1, 16, 16))
+    (0 * logits.sum() + 0 * head(features).sum()).backward()
+    params = [*net.parameters(), *head.parameters()]
+    assert all(p.grad is not None and not p.grad.any() for p in params)
+    before = {id(p): p.detach().clone() for p in params}
+    optimizer.step()
+    kernels, others = kernels_and_others([net, head])
+    for p in kernels:
+        assert torch.allclose(p.detach(), before[id(p)] * (1 - lr * wd), rtol=1e-6, atol=0)
+        assert not torch.equal(p.detach(), before[id(p)])
+    for p in others:
+        assert torch.equal(p.detach(), before[id(p)])
+
+
+def test_trainer_decays_the_kernels_only(volumes):
+    trainer = Trainer(cfg("baseline", optimizer="sgd", weight_decay=1e-5), volumes[:2], device="cpu", progress=False)
+    kernels, others = kernels_and_others([trainer.model, trainer.heads])
+    decayed, plain = trainer.optimizer.param_groups
+    assert decayed["weight_decay"] == 1e-5 and {id(p) for p in decayed["params"]} == {id(p) for p in kernels}
+    assert plain["weight_decay"] == 0.0 and {id(p) for p in plain["params"]} == {id(p) for p in others}
+    assert decayed["momentum"] == 0.9
+
+
+@pytest.mark.parametrize(
+    ("step", "every", "steps", "expected"),
+    [
+        (0, 1, 10, 1.0),
+        (5, 1, 10, 0.5358867312681466),  # (1 - 5/10) ** 0.9, every step
+        (9, 1, 10, 0.12589254117941673),  # (1 - 9/10) ** 0.9
+        (3, 4, 10, 1.0),  # blocks of 4: steps 0-3 keep the initial rate
+        (5, 4, 10, 0.6314458674893553),  # held at step 4: (1 - 4/10) ** 0.9
+        (8, 4, 10, 0.2349237886176038),  # held at step 8: (1 - 8/10) ** 0.9
+        (299, 300, 60_000, 1.0),  # the reference: the whole first epoch at lr
+        (300, 300, 60_000, 0.9954988729320691),  # epoch 1: (1 - 1/200) ** 0.9
+        (59_999, 300, 60_000, 0.008493232323171236),  # epoch 199: (1 - 199/200) ** 0.9
+    ],
+)
+def test_poly_schedule_by_hand(step, every, steps, expected):
+    assert poly_lr(1.0, step, steps, every) == pytest.approx(expected, rel=1e-12)
+    assert poly_lr(1e-3, step, steps, every) == pytest.approx(1e-3 * expected, rel=1e-12)
+
+
+def test_trainer_learning_rate_is_held_within_each_block(volumes):
+    trainer = Trainer(cfg("baseline", lr=1.0, steps=10, lr_step_every=4), volumes[:2], device="cpu", progress=False)
+    rates = [trainer.lr_at(t) for t in range(10)]
+    assert rates == pytest.approx([1.0] * 4 + [0.6**0.9] * 4 + [0.2**0.9] * 2)
+    every_step = Trainer(cfg("baseline", lr=1.0, steps=10), volumes[:2], device="cpu", progress=False)
+    assert every_step.lr_at(5) == pytest.approx(0.5**0.9) and every_step.lr_at(5) != trainer.lr_at(5)
 
 
 def test_precision_per_device():
@@ -153,6 +258,13 @@ def test_checkpoint_contents_and_refusals(volumes, teacher, tmp_path):
     # nor a run on other cases
     with pytest.raises(DataError, match="other cases"):
         Trainer(cfg("teacher", steps=12), volumes[1:3], device="cpu", progress=False).resume(teacher_ckpt)
+    # nor an older checkpoint's single optimiser group (weight decay on every parameter)
+    old = load_checkpoint(teacher_ckpt)
+    groups = old["optimizer"]["param_groups"]
+    assert len(groups) == 2  # kernels, everything else
+    old["optimizer"]["param_groups"] = [{**groups[0], "params": groups[0]["params"] + groups[1]["params"]}]
+    with pytest.raises(DataError, match="optimiser parameter groups do not fit"):
+        Trainer(cfg("teacher", steps=12), volumes[:2], device="cpu", progress=False).load_state(old, teacher_ckpt)
     # a student checkpoint is not a teacher
     student.fit(until=1, checkpoint=tmp_path / "student.pt")
     with pytest.raises(DataError, match="is a student"):

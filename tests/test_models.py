@@ -69,8 +69,25 @@ def test_projection_head(dims):
     assert torch.allclose(emb.norm(dim=1), torch.ones(5), atol=1e-5)
     # Window 3 (half of 6) at stride 1: 4 positions per axis, 8 channels, flattened.
     assert head.window == (3,) * dims and head.mlp[0].in_features == 8 * 4**dims
+    # The reference's dense layers have no bias: two kernels are all the head learns.
+    linears = [m for m in head.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == 2 and all(m.bias is None for m in linears)
+    assert sorted(head.state_dict()) == ["mlp.0.weight", "mlp.2.weight"]
     with pytest.raises(ValueError, match="embeds"):
         head(torch.randn(5, 8, *([7] * dims)))
+
+
+def test_projection_head_kernels_start_from_the_references_variance_scaling():
+    """tf.contrib's variance_scaling_initializer() defaults: He's fan-in normal, truncated at 2 sd,
+    drawn with sd sqrt(1.3 * 2 / fan_in) so that the kept values have sd about sqrt(2 / fan_in).
+    (PyTorch's own Linear initialisation has sd 1 / sqrt(3 fan_in), 2.4 times smaller.)"""
+    torch.manual_seed(0)
+    head = ProjectionHead(8, (16, 16), hidden=64, out=32)
+    for layer in (head.mlp[0], head.mlp[2]):
+        fan_in = layer.in_features
+        w = layer.weight.detach()
+        assert w.std().item() == pytest.approx((2 / fan_in) ** 0.5, rel=0.05)
+        assert w.abs().max().item() <= 2 * (2.6 / fan_in) ** 0.5
 
 
 def test_projection_head_pooling_by_hand_and_keeps_the_layout():
@@ -124,7 +141,8 @@ def test_fusion_block_by_hand():
     assert logits.mean((2, 3)).abs().max() < 1e-3 + fusion.attention.adn.N.bias.abs().max()
 
 
-def test_encoder_dropout_is_the_reference_rate_and_off_in_eval():
+def test_encoder_dropout_is_the_reference_models_default_and_off_in_eval():
+    """0.3, the reference model function's default (its training script feeds 0.0: the faithful preset)."""
     net = student(4, 2, SMALL)
     drops = [m for m in net.encoder.modules() if isinstance(m, torch.nn.Dropout)]
     assert drops and all(d.p == 0.3 for d in drops)

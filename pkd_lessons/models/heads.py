@@ -15,9 +15,39 @@ def pooling_window(input_size: Sequence[int]) -> tuple[int, ...]:
     return tuple(max(1, int(s) // 2) for s in input_size)
 
 
+def variance_scaling_(weight: torch.Tensor, factor: float = 2.0) -> torch.Tensor:
+    """Fill a dense kernel in place as the reference's ``tf.contrib.layers.variance_scaling_initializer()``.
+
+    Its defaults (``factor=2.0, mode='FAN_IN', uniform=False``): a normal distribution truncated at
+    two standard deviations, drawn with ``stddev = sqrt(1.3 * factor / fan_in)`` so that the
+    truncated values have a standard deviation of about ``sqrt(factor / fan_in)`` (He et al.'s
+    initialisation for ReLU networks).
+
+    Args:
+        weight: a ``(out_features, in_features)`` kernel (PyTorch's layout: ``fan_in`` is its
+            second size).
+        factor: the variance factor (2.0, the initialiser's default).
+
+    Returns:
+        ``weight``, filled.
+
+    Examples:
+        >>> _ = torch.manual_seed(0)
+        >>> w = variance_scaling_(torch.empty(400, 200))
+        >>> round(w.std().item() / math.sqrt(2.0 / 200), 1), bool(w.abs().max() <= 2 * math.sqrt(2.6 / 200))
+        (1.0, True)
+    """
+    std = math.sqrt(1.3 * factor / weight.shape[1])
+    return nn.init.trunc_normal_(weight, std=std, a=-2 * std, b=2 * std)
+
+
 class ProjectionHead(nn.Module):
     """Average pooling with a window of half the input at stride 1, flatten, Linear(32), ReLU,
     Linear(16), L2 normalisation: the reference code's ``metric_layer``.
+
+    As there, the two dense layers have no bias and their kernels start from the reference's
+    variance-scaling initialiser (:func:`variance_scaling_`: He's fan-in initialisation, a normal
+    distribution truncated at two standard deviations).
 
     The pooling keeps the spatial layout: an 80^3 crop of 16-channel features becomes 41^3 x 16
     values before the first linear layer. (A global average pool of an instance-normalised map
@@ -58,8 +88,12 @@ class ProjectionHead(nn.Module):
         self.window = pooling_window(self.input_size)
         pooled = [s - w + 1 for s, w in zip(self.input_size, self.window)]
         self.mlp = nn.Sequential(
-            nn.Linear(self.in_channels * math.prod(pooled), hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out)
+            nn.Linear(self.in_channels * math.prod(pooled), hidden, bias=False),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden, out, bias=False),
         )
+        for layer in (self.mlp[0], self.mlp[2]):
+            variance_scaling_(layer.weight)
 
     def pool(self, features: torch.Tensor) -> torch.Tensor:
         """``(B, C, *input_size)`` -> ``(B, C * prod(input_size - window + 1))``."""

@@ -3,7 +3,8 @@
 What it shares with the reference code: four stages (widths 16/32/64/128 there; configurable here
 so that the CPU lessons can use a small one), instance norm and leaky ReLU 0.2 after every
 convolution, a residual connection in every encoder stage, stride-2 down-sampling, skip connections,
-dropout in the encoder (0.3 in the reference), a 1x1(x1) convolution to the classes, and the last
+dropout in the encoder (a layer the reference's model function gives a rate of 0.3 by default, which
+its training script sets to 0.0), a 1x1(x1) convolution to the classes, and the last
 decoder map (``widths[0]`` channels, full resolution; ``d1_out`` in the reference) returned as the
 features the contrastive loss embeds.
 
@@ -30,7 +31,8 @@ from torch import nn
 
 NORM = ("instance", {"affine": True})
 ACT = ("leakyrelu", {"negative_slope": 0.2, "inplace": True})
-DROPOUT = 0.3  # the reference's dropout in every encoder stage
+#: The reference model function's default dropout rate per encoder stage (its training script feeds 0.0).
+DROPOUT = 0.3
 
 
 def general_conv(
@@ -66,8 +68,9 @@ class Encoder(nn.Module):
         in_channels: input channels (1 for one modality).
         widths: channels of each stage.
         dropout: dropout rate passed to MONAI's residual blocks, which apply it after each of their
-            convolutions (the reference applies 0.3 once per stage, after its middle convolution);
-            0 turns it off.
+            convolutions (the reference has one dropout layer per stage, after its middle
+            convolution, whose rate defaults to 0.3 and is 0.0 in its training script); 0 turns it
+            off.
     """
 
     def __init__(self, spatial_dims: int, in_channels: int, widths: Sequence[int], dropout: float = DROPOUT) -> None:
@@ -157,8 +160,8 @@ class SegmentationNet(nn.Module):
         spatial_dims: 2 (slices) or 3 (volumes).
         widths: channels of each stage, finest first (four stages, 16/32/64/128, in the paper; two or
             more work).
-        dropout: dropout rate of the encoder's residual blocks (see :class:`Encoder`; 0.3 in the
-            reference).
+        dropout: dropout rate of the encoder's residual blocks (see :class:`Encoder`; 0.3 is the
+            reference model function's default, 0.0 what its training script uses).
 
     The forward pass returns ``(logits, features)``: logits ``(B, num_classes, *S)`` and the last
     decoder feature map ``(B, widths[0], *S)``, which the contrastive loss embeds.

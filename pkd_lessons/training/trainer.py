@@ -55,6 +55,7 @@ from pkd_lessons.training.config import TrainConfig
 from pkd_lessons.training.device import pick_device, synchronize
 from pkd_lessons.training.distributed import Ranks, Replica, barrier, gather, step_seed
 from pkd_lessons.training.inputs import BatchFeed, CropFeed, SliceBank, TeacherOutputs, teacher_cache
+from pkd_lessons.training.optim import decay_groups, poly_lr
 from pkd_lessons.training.precision import choose_precision
 
 
@@ -155,14 +156,15 @@ class Trainer:
             self.heads["student"] = ProjectionHead(cfg.widths[0], size)
             self.heads["teacher"] = ProjectionHead(cfg.widths[0], size)
         self.heads.to(self.device)
-        params = list(self.model.parameters()) + list(self.heads.parameters())
+        # Weight decay on the convolution and dense kernels only, as the reference's L2 term.
+        groups = decay_groups([self.model, self.heads], cfg.weight_decay)
         # Fused optimisers on CUDA: one kernel per step, and with an fp16 GradScaler they check for
         # inf/NaN on the device instead of reading the result back to the host every step.
         fused = {"fused": True} if self.device.type == "cuda" else {}
         if cfg.optimizer == "adam":
-            self.optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, **fused)
+            self.optimizer = torch.optim.Adam(groups, lr=cfg.lr, **fused)
         else:
-            self.optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay, **fused)
+            self.optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, **fused)
         self.scaler = self.precision.grad_scaler(self.device)
         self._replica: nn.Module | None = None
         if self.ranks.distributed:
@@ -298,8 +300,9 @@ class Trainer:
 
     # -- one step --------------------------------------------------------------------------------
     def lr_at(self, step: int) -> float:
-        """Poly decay of the paper: ``lr * (1 - step / steps) ** 0.9``."""
-        return self.cfg.lr * (1.0 - step / self.cfg.steps) ** 0.9
+        """Poly decay of the paper, ``lr * (1 - floor(step / k) * k / steps) ** 0.9`` with
+        ``k = lr_step_every`` (:func:`~pkd_lessons.training.optim.poly_lr`)."""
+        return poly_lr(self.cfg.lr, step, self.cfg.steps, self.cfg.lr_step_every)
 
     def _teacher_outputs(self, batch: dict, images: torch.Tensor) -> dict[str, torch.Tensor]:
         if "t_logits" in batch:
@@ -605,6 +608,7 @@ class Trainer:
             raise DataError(
                 f"{path}: checkpoint was distilled from another teacher ({state.get('teacher')} vs {self.teacher_id})"
             )
+        self._check_trainable_state(state, path)
         self.model.load_state_dict(state["model"])
         self.heads.load_state_dict(state["heads"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -618,6 +622,26 @@ class Trainer:
         self.step = int(state["step"])
         self._history = defaultdict(list, {k: list(v) for k, v in state["history"].items()})
         self._pending.clear()
+
+    def _check_trainable_state(self, state: dict, path: str | os.PathLike) -> None:
+        """Refuse, before loading anything, heads or optimiser groups of another layout.
+
+        Checkpoints of pkd-lessons 0.3 and earlier have projection heads with biases and one
+        optimiser group with weight decay on every parameter; this run's heads have none and its
+        optimiser decays the kernels only (:func:`~pkd_lessons.training.optim.decay_groups`).
+
+        Raises:
+            DataError: naming what does not fit.
+        """
+        heads = set(state["heads"]) == set(self.heads.state_dict())
+        saved = [len(g["params"]) for g in state["optimizer"]["param_groups"]]
+        groups = saved == [len(g["params"]) for g in self.optimizer.param_groups]
+        if not (heads and groups):
+            what = "projection heads" if not heads else "optimiser parameter groups"
+            raise DataError(
+                f"{path}: the checkpoint's {what} do not fit this run (written by an older pkd-lessons, "
+                "whose heads had biases and whose weight decay covered every parameter); start a new run folder"
+            )
 
     def resume(self, path: str | os.PathLike) -> Trainer:
         """Load a checkpoint written by this run's :meth:`save` (see :meth:`load_state`)."""
