@@ -285,3 +285,26 @@ def write_text_or_rescue(path: str | os.PathLike, text: str, what: str = "result
         raise DataError(
             f"{path}: cannot write the {what} ({err.strerror or err}); they were saved to {rescue} instead"
         ) from err
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` while the block runs, so that writers take turns.
+
+    POSIX ``flock`` on the file (created when missing); the lock goes with the process, so a killed
+    writer never leaves it held. Where the platform has no ``flock`` (Windows) nothing is locked.
+
+    Args:
+        path: the lock file.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover (Windows)
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -2,7 +2,8 @@
 
 Lessons share trained networks: lesson 02 trains the teacher, 03 the baseline students, and so on,
 each stored under ``DATA_ROOT/runs/PROFILE/DATASET/METHOD-sSEED/``. A lesson opened on its own
-trains what it needs; a lesson run after its predecessors reuses their runs (same settings only).
+trains what it needs; a lesson run after its predecessors reuses their runs when the same settings,
+data, teacher and code would make them again (:mod:`pkd_lessons.lessons.store`).
 
 Example (the opening of a lesson)::
 
@@ -13,7 +14,6 @@ Example (the opening of a lesson)::
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -28,6 +28,8 @@ from pkd_lessons.data.layouts import student_modality as default_student_modalit
 from pkd_lessons.data.volumes import CaseVolume
 from pkd_lessons.evaluation.prediction import evaluate
 from pkd_lessons.lessons.profiles import default_data_root, get_profile
+from pkd_lessons.lessons.provenance import provenance
+from pkd_lessons.lessons.store import reusable, run_lock, split_fingerprint, write_record
 from pkd_lessons.phantoms import ensure_phantoms
 from pkd_lessons.training.config import TrainConfig
 from pkd_lessons.training.device import pick_device
@@ -56,6 +58,9 @@ class Run:
         metrics: per-case Dice and HD95 (see :func:`~pkd_lessons.evaluation.prediction.evaluate`).
         history: loss terms per step.
         info: throughput, device, precision, seconds.
+        identity: its settings, data, teacher and code fingerprints (:mod:`pkd_lessons.lessons.store`).
+        checkpoint_sha256: the SHA-256 of the checkpoint its record describes.
+        reused: True when it was found stored rather than trained by this call.
     """
 
     name: str
@@ -64,6 +69,9 @@ class Run:
     metrics: dict
     history: dict
     info: dict = field(default_factory=dict)
+    identity: dict = field(default_factory=dict)
+    checkpoint_sha256: str = ""
+    reused: bool = False
 
     @property
     def checkpoint(self) -> Path:
@@ -88,6 +96,7 @@ class Lesson:
     out: Path
     _splits: dict = field(default_factory=dict, repr=False)
     _folders: dict = field(default_factory=dict, repr=False)
+    _fingerprints: dict = field(default_factory=dict, repr=False)
     _modality: dict = field(default_factory=lambda: dict(STUDENT_MODALITY), repr=False)
 
     @classmethod
@@ -200,8 +209,42 @@ class Lesson:
         settings.update(overrides)
         return TrainConfig(**settings)
 
+    def fingerprint(self, dataset: str = "brain") -> str:
+        """The fingerprint of a data set's split as the lessons use it (training, validation and
+        test cases, all their bytes; :func:`~pkd_lessons.lessons.store.split_fingerprint`)."""
+        if dataset not in self._fingerprints:
+            self.split(dataset)
+            self._fingerprints[dataset] = split_fingerprint(self._splits[dataset])
+        return self._fingerprints[dataset]
+
+    def identity(self, cfg: TrainConfig, dataset: str = "brain", teacher: Run | None = None) -> dict:
+        """Everything that determines a run (see :mod:`pkd_lessons.lessons.store`).
+
+        Args:
+            cfg: its settings.
+            dataset: its data set.
+            teacher: the run it is distilled from (distilled methods).
+
+        Returns:
+            ``{"config", "data", "teacher", "code"}``.
+        """
+        from pkd_lessons.training.behaviour import behaviour_fingerprint  # torch: when a lesson trains
+
+        train, _ = self.split(dataset)
+        return {
+            "config": cfg.to_dict(),
+            "data": self.fingerprint(dataset),
+            "teacher": teacher.checkpoint_sha256 if teacher is not None else None,
+            "code": behaviour_fingerprint(cfg, train[0].convention),
+        }
+
     def run(self, method: str, seed: int = 0, dataset: str = "brain", progress: bool | None = None, **overrides) -> Run:
         """Train (or reuse) one run and score it on the held-out cases.
+
+        A stored run is reused only when its settings, data, teacher and the code's behaviour are
+        those of the run asked for and its checkpoint is the one its record describes
+        (:mod:`pkd_lessons.lessons.store`); otherwise one line says which file and why, and the run
+        is trained again. Two lessons asking for the same run take turns.
 
         Args:
             method: ``teacher``, ``baseline``, ``kd``, ``rkd``, ``ckd``, ``pkl`` or ``kdnet``.
@@ -223,42 +266,57 @@ class Lesson:
         tag = "" if not overrides else "-" + "-".join(f"{k}{_tag(v)}" for k, v in sorted(overrides.items()))
         name = f"{method}-s{seed}{tag}"
         folder = self.data_root / "runs" / self.settings["profile"] / dataset / name
-        record = folder / "run.json"
-        device = pick_device(self.settings["device"])
-        if record.is_file():
-            saved = json.loads(record.read_text())
-            if saved["config"] == cfg.to_dict() and (folder / "checkpoint.pt").is_file():
-                return Run(name, folder, cfg, saved["metrics"], saved["history"], saved["info"])
         teacher = None
         if cfg.needs_teacher:  # its teacher: the same network shape, data and schedule as this run
-            teacher = self.run("teacher", 0, dataset, progress=progress, **overrides).checkpoint
-        train_volumes, test_volumes = self.split(dataset)
-        start = time.perf_counter()
-        trainer = train(
-            cfg,
-            train_volumes,
-            teacher,
-            out=folder,
-            device=str(device),
-            progress=progress,
-            validation=self.validation(dataset),
-        )
-        seconds = time.perf_counter() - start
-        model, _, _ = load_model(folder / "checkpoint.pt", device)
-        metrics = evaluate(model, cfg, test_volumes, device, progress=False, name=name, precision=trainer.precision)
-        info = {
-            "samples_per_second": trainer.samples_per_second,
-            "device": str(trainer.device),
-            "precision": trainer.precision.name,
-            "seconds": seconds,
-        }
-        with atomic_file(record) as tmp:
-            tmp.write_text(
-                json.dumps(
-                    {"config": cfg.to_dict(), "metrics": metrics, "history": dict(trainer.history), "info": info}
+            teacher = self.run("teacher", 0, dataset, progress=progress, **overrides)
+        identity = self.identity(cfg, dataset, teacher)
+        with run_lock(folder):
+            saved, why = reusable(folder, identity)
+            if saved is not None:
+                return Run(
+                    name,
+                    folder,
+                    cfg,
+                    saved["metrics"],
+                    saved["history"],
+                    saved["info"],
+                    identity,
+                    saved["checkpoint_sha256"],
+                    reused=True,
                 )
+            if why:
+                print(f"{why}; training {name} again")
+            device = pick_device(self.settings["device"])
+            train_volumes, test_volumes = self.split(dataset)
+            start = time.perf_counter()
+            trainer = train(
+                cfg,
+                train_volumes,
+                teacher.checkpoint if teacher is not None else None,
+                out=folder,
+                device=str(device),
+                progress=progress,
+                validation=self.validation(dataset),
             )
-        return Run(name, folder, cfg, metrics, dict(trainer.history), info)
+            seconds = time.perf_counter() - start
+            model, _, _ = load_model(folder / "checkpoint.pt", device)
+            metrics = evaluate(model, cfg, test_volumes, device, progress=False, name=name, precision=trainer.precision)
+            info = {
+                "samples_per_second": trainer.samples_per_second,
+                "device": str(trainer.device),
+                "precision": trainer.precision.name,
+                "seconds": seconds,
+            }
+            record = write_record(
+                folder,
+                identity,
+                config=cfg.to_dict(),
+                metrics=metrics,
+                history=dict(trainer.history),
+                info=info,
+                provenance=provenance(),
+            )
+        return Run(name, folder, cfg, metrics, dict(trainer.history), info, identity, record["checkpoint_sha256"])
 
     def model(self, run: Run):
         """Load a run's network (eval mode, on the lesson's device)."""

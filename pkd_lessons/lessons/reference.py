@@ -1,5 +1,10 @@
 """Reference results: every method trained longer than a lesson can afford, once, kept as data.
 
+Each stored run carries its identity (settings, data, teacher and the code's behaviour fingerprint,
+:mod:`pkd_lessons.lessons.store`); :func:`stale_runs` says which stored runs this code would no
+longer make, and the lessons say so beside them. ``pkd-lessons reference`` can be stopped and run
+again: it reuses every run already trained whose identity matches.
+
 The quick profile trains what a CPU can afford in a lesson; the ``reference`` profile trains every
 method (and the positive control) for longer on the same phantom data, split and networks. Its
 metrics, validation curves and provenance (commit, command, device, date, duration) are stored in
@@ -15,7 +20,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pkd_lessons.atomic import atomic_file
+from pkd_lessons.lessons.provenance import source_commit, versions
 
 REFERENCE_FILE = Path(__file__).resolve().parent / "reference_brain.json"
 #: Every student variant the reference can train (``control``: the baseline on the clean truth).
@@ -31,25 +36,6 @@ REFERENCE_METHODS = ("baseline", "control", "kd", "rkd", "ckd", "pkl", "kdnet")
 DEFAULT_METHODS = REFERENCE_METHODS
 #: History entries kept (the loss is thinned to at most this many points).
 _LOSS_POINTS = 200
-
-
-def _commit() -> str:
-    """The git commit of the package's source tree, or ``"unknown"`` outside a checkout."""
-    try:
-        root = Path(__file__).resolve().parents[2]
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        if out.returncode == 0:
-            return out.stdout.strip() + ("+uncommitted changes" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return "unknown"
 
 
 def _thin(history: dict) -> dict:
@@ -99,7 +85,7 @@ def build_reference(
         raise ValueError(f"unknown reference method(s) {unknown}; known: {', '.join(REFERENCE_METHODS)}")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    start, commit = time.perf_counter(), _commit()  # the code as it was when the runs started
+    start, commit = time.perf_counter(), source_commit()  # the code as it was when the runs started
     scratch = tempfile.mkdtemp(prefix="pkd-reference-")  # the Lesson's figure folder: nothing is kept there
     lesson = Lesson.start(profile, data_root, output_dir=scratch, **overrides)
     teacher = lesson.run("teacher", progress=progress)
@@ -112,8 +98,9 @@ def build_reference(
     records, histories = [], {}
     for method, method_runs in runs.items():
         for r in method_runs:
-            records.append(dict(r.metrics, method=method))
+            records.append(dict(r.metrics, method=method, identity=r.identity, checkpoint_sha256=r.checkpoint_sha256))
             histories[f"{method}-s{r.config.seed}"] = _thin(r.history)
+    every = [r for rs in runs.values() for r in rs]
     settings = {k: list(v) if isinstance(v, tuple) else v for k, v in lesson.settings.items()}
     data = {
         "provenance": {
@@ -125,10 +112,15 @@ def build_reference(
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU core(s)",
             "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "seconds": round(time.perf_counter() - start, 1),
-            "train_seconds": round(sum(r.info.get("seconds", 0.0) for rs in runs.values() for r in rs), 1),
+            # every run's own training time, those trained by an earlier, interrupted invocation too
+            # (reused only when their settings, data, teacher and code fingerprints are this code's)
+            "train_seconds": round(sum(r.info.get("seconds", 0.0) for r in every), 1),
+            "runs": len(every),
+            "reused_runs": sum(r.reused for r in every),
             "profile": profile,
+            "convention": lesson.split("brain")[0][0].convention.name,
             "settings": settings,
-            "versions": _versions(),
+            "versions": versions(),
         },
         "records": records,
         "histories": histories,
@@ -137,22 +129,6 @@ def build_reference(
         tmp.write_text(json.dumps(data, indent=1))
     shutil.rmtree(scratch, ignore_errors=True)
     return out
-
-
-def _versions() -> dict[str, str]:
-    import monai
-    import numpy
-    import torch
-
-    from pkd_lessons import __version__
-
-    return {
-        "pkd_lessons": __version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "monai": monai.__version__,
-        "numpy": numpy.__version__,
-    }
 
 
 def load_reference(path: str | os.PathLike = REFERENCE_FILE) -> dict | None:
@@ -186,6 +162,37 @@ def provenance_line(data: dict) -> str:
     )
 
 
+def stale_runs(data: dict) -> list[str]:
+    """The stored runs that this code would not make again, each with the reason.
+
+    A run is stale when it carries no identity (written before runs had one) or when the code's
+    behaviour fingerprint for its settings (:func:`~pkd_lessons.training.behaviour.behaviour_fingerprint`)
+    is not the one stored: a loss, network, sampler, schedule, prediction or metric has changed since.
+
+    Args:
+        data: the reference results (:func:`load_reference`).
+
+    Returns:
+        One line per stale run (empty when every run matches the code).
+    """
+    from pkd_lessons.data.labels import CONVENTIONS
+    from pkd_lessons.training.behaviour import behaviour_fingerprint
+    from pkd_lessons.training.config import TrainConfig
+
+    stale = []
+    for rec in data["records"]:
+        identity = rec.get("identity")
+        if not identity:
+            stale.append(f"{rec.get('run', rec['method'])}: no identity stored (made before runs had one)")
+            continue
+        cfg = TrainConfig.from_dict(identity["config"])
+        code = behaviour_fingerprint(cfg, CONVENTIONS[data["provenance"].get("convention", "brats")])
+        if code != identity["code"]:
+            name = rec.get("run", rec["method"])
+            stale.append(f"{name}: made by code that computes differently ({identity['code']}, now {code})")
+    return stale
+
+
 def reference_records(data: dict, methods: tuple[str, ...] | None = None) -> list[dict]:
     """The stored metrics records (optionally only some methods), ready for the statistics."""
     return [r for r in data["records"] if methods is None or r["method"] in methods]
@@ -212,6 +219,13 @@ def reference_section(
     records = [r for r in reference_records(data, wanted)]
     if not records:
         return f"*The stored reference results hold none of {', '.join(wanted)}.*"
+    stale = stale_runs(data)
+    warning = (
+        f"*Made by an earlier version of the code: {len(stale)} of {len(data['records'])} stored runs would "
+        "not come out the same now (`pkd-lessons reference` makes them again).*"
+        if stale
+        else ""
+    )
     rows = [r for r in summarize(records, baseline=None) if r["region"] in regions]
     table = summary_table(rows)
     present = {r["method"] for r in records}
@@ -220,4 +234,4 @@ def reference_section(
         if reference in present and len(present) > 1
         else ""
     )
-    return "\n\n".join(part for part in (provenance_line(data), table, lines) if part)
+    return "\n\n".join(part for part in (provenance_line(data), warning, table, lines) if part)

@@ -15,7 +15,6 @@ it with its marker does nothing.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -23,7 +22,6 @@ import tarfile
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +30,7 @@ from urllib.parse import urlparse
 from monai.apps import DecathlonDataset
 from monai.apps.utils import extractall
 
-from pkd_lessons.atomic import atomic_file
+from pkd_lessons.atomic import atomic_file, exclusive_lock
 from pkd_lessons.data.layouts import find_cases
 from pkd_lessons.errors import DataError
 from pkd_lessons.lessons.profiles import default_data_root
@@ -184,7 +182,7 @@ def fetch_archive(
     if is_complete(target):
         return target
     root.mkdir(parents=True, exist_ok=True)
-    with _exclusive(root / f".{archive.name}.lock"):  # two kernels fetching at once: the second waits
+    with exclusive_lock(root / f".{archive.name}.lock"):  # two kernels fetching at once: the second waits
         if is_complete(target):
             return target
         if target.exists():
@@ -211,22 +209,6 @@ def fetch_archive(
         if not keep_archive and not theirs:
             archive_path.unlink(missing_ok=True)
     return target
-
-
-@contextlib.contextmanager
-def _exclusive(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (POSIX ``flock``; no lock where the platform has none)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover (Windows)
-        yield
-        return
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def fetch_task01(
