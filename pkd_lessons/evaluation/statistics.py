@@ -24,13 +24,14 @@ variance estimates, Sankhya A 23, 1961):
 
 ``m +- sqrt(t_{S-1}^2 MS_seed + t_{C-1}^2 max(MS_case - MS_resid, 0)) / sqrt(S C)``.
 
-Why not the usual Satterthwaite t? Measured by simulation with a known zero (:mod:`.coverage`), the
-Satterthwaite interval holds a true zero only 0.92 of the time with 3 seeds when the case part is
-10-30 % of the seed part, because its estimated degrees of freedom grow exactly when ``MS_seed``
-comes out small. The combination above held 0.94-0.98 in every design tried (3, 5 and 10 seeds x
-20 and 40 cases, seed-, case-, residual-dominated and balanced); a bootstrap that draws seeds and
-then, independently within each, cases (:func:`nested_bootstrap`, kept for lesson 06's exercise)
-treats the design as nested and held 0.68-0.82. ``tests/test_statistics.py`` repeats the simulation.
+Why not the usual Satterthwaite t? Measured by simulation with a known zero
+(:mod:`pkd_lessons.evaluation.coverage`), the Satterthwaite interval holds a true zero only 0.92
+of the time with 3 seeds when the case part is 10-30 % of the seed part, because its estimated
+degrees of freedom grow exactly when ``MS_seed`` comes out small. The combination above held
+0.94-0.98 in every design tried (3, 5 and 10 seeds x 20 and 40 cases, seed-, case-,
+residual-dominated and balanced); a bootstrap that draws seeds and then, independently within
+each, cases (:func:`nested_bootstrap`, kept for lesson 06's exercise) treats the design as nested
+and held 0.68-0.82. ``tests/test_statistics.py`` repeats the simulation.
 
 Records look like ``{"run", "method", "seed", "modality", "cases": {case: {region: {metric: value}}}}``.
 """
@@ -226,7 +227,7 @@ def mean_squares(diffs: np.ndarray) -> dict:
     ``MS_seed = C sum_s (r_s - m)^2 / (S - 1)``, ``MS_case = S sum_c (k_c - m)^2 / (C - 1)`` and
     ``MS_resid = sum_sc (D_sc - r_s - k_c + m)^2 / ((S - 1)(C - 1))``. They equal statsmodels'
     ``anova_lm`` of ``D ~ C(seed) + C(case)`` (the suite checks it); written out here because the
-    simulation of :mod:`.coverage` needs them for thousands of matrices at once.
+    simulation of :mod:`pkd_lessons.evaluation.coverage` needs them for thousands of matrices at once.
 
     Args:
         diffs: paired differences, shape ``(seeds, cases)`` or a batch ``(..., seeds, cases)``, with
