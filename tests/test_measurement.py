@@ -57,6 +57,37 @@ def test_predictions_outside_the_brain_are_background(volumes):
     assert on["cases"][v.case_id]["ET"]["dice"] > off["cases"][v.case_id]["ET"]["dice"]
 
 
+class FieldOfView(torch.nn.Module):
+    """A 'network' whose answer depends on what it sees, as instance normalisation makes a real one:
+    tumour (class 2) where the input is above its own mean over the field of view."""
+
+    num_classes = 4
+
+    def forward(self, x):
+        above = (x[:, :1] > x[:, :1].mean(dim=(2, 3), keepdim=True)).float()
+        logits = torch.cat([1 - above, torch.zeros_like(above), above, torch.zeros_like(above)], dim=1)
+        return logits, logits
+
+
+def test_a_run_trained_on_windows_predicts_by_windows(volumes):
+    """Trained on slice windows, a run is scored by MONAI's sliding window of the same windows (as the
+    reference code slides its training crop); a run trained on whole slices, on whole slices."""
+    from monai.inferers import sliding_window_inference
+
+    v = volumes[0]
+    whole = predict_volume(FieldOfView(), v, ("t1ce",), brain_mask=False)
+    windowed = predict_volume(FieldOfView(), v, ("t1ce",), brain_mask=False, window=(32, 32))
+    assert (whole != windowed).mean() > 0.01, "the stand-in's answer must depend on its field of view"
+    wanted = np.flatnonzero(v.mask.any(axis=(0, 1)))
+    stack = torch.from_numpy(v.image[[v.modalities.index("t1ce")]][..., wanted]).float().permute(3, 0, 1, 2)
+    expected = sliding_window_inference(stack, (32, 32), 32, lambda x: FieldOfView()(x)[0], 0.5, mode="gaussian")
+    assert np.array_equal(windowed[..., wanted], expected.argmax(1).permute(1, 2, 0).numpy())
+    for crop, reference in (((32, 32), windowed), (None, whole)):
+        cfg = TrainConfig(widths=W, slice_crop=crop)
+        scored = evaluate(FieldOfView(), cfg, [v], progress=False, brain_mask=False)["cases"][v.case_id]
+        assert scored["WT"]["dice"] == pytest.approx(region_dice(reference, v.truth, v.convention)["WT"])
+
+
 def test_validation_curve_goes_into_the_history(volumes):
     cfg = TrainConfig(method="baseline", widths=W, steps=6, batch_size=4, validate_every=3)
     trainer = Trainer(cfg, volumes[:2], device="cpu", progress=False, validation=volumes[2:3])

@@ -418,15 +418,11 @@ class Lesson:
 
     def predict(self, run: Run, volume: CaseVolume):
         """A run's class map of one case."""
-        from pkd_lessons.evaluation.prediction import predict_volume
+        from pkd_lessons.evaluation.prediction import inference_window, predict_volume
 
+        device = pick_device(self.settings["device"])
         return predict_volume(
-            self.model(run),
-            volume,
-            run.config.input_modalities,
-            run.config.spatial_dims,
-            pick_device(self.settings["device"]),
-            roi_size=run.config.crop,
+            self.model(run), volume, run.config.input_modalities, device=device, **inference_window(run.config)
         )
 
     # -- outputs ---------------------------------------------------------------------------------
