@@ -14,6 +14,7 @@ from pkd_lessons.data.labels import BRATS
 from pkd_lessons.evaluation.metrics import region_dice
 from pkd_lessons.phantoms import make_phantoms
 from pkd_lessons.phantoms.brain import BrainPhantomConfig, make_brain_case
+from pkd_lessons.phantoms.mass_effect import push_coordinates
 from pkd_lessons.phantoms.mni import load_tissue_template
 
 N_CASES = 6
@@ -47,9 +48,16 @@ def test_label_values_follow_brats(cases):
         assert {1, 2, 4} <= set(np.unique(case.truth)), "every case has all three compartments"
 
 
-def test_contrast_ordering(cases):
+@pytest.fixture(scope="module")
+def sharp_cases():
+    """The same cases with every modality as sharp across as in plane: the order of the signal
+    equations, before thick slices mix neighbouring tissues."""
+    return [make_brain_case(seed=11, index=i, cfg=BrainPhantomConfig(thick_slices=False)) for i in range(N_CASES)]
+
+
+def test_contrast_ordering(sharp_cases):
     """Literature order of every tissue in every modality, checked on each case."""
-    for case in cases:
+    for case in sharp_cases:
         t = case.tissues
         wm = (t["wm"] > 0.9) & (case.truth == 0)
         gm = (t["gm"] > 0.8) & (case.truth == 0)
@@ -62,16 +70,99 @@ def test_contrast_ordering(cases):
             }
             for k, img in case.images.items()
         }
-        # T1: white matter brighter than grey, CSF darkest.
+        # T1: white matter brighter than grey, CSF darkest; oedema darker than the white matter it swells.
         assert m["t1"]["wm"] > m["t1"]["gm"] > m["t1"]["csf"]
-        # T1ce: the enhancing rim is the brightest tissue; necrosis dark.
-        assert m["t1ce"]["enh"] > 1.3 * max(m["t1ce"]["wm"], m["t1ce"]["gm"], m["t1ce"]["oed"])
+        assert m["t1"]["oed"] < m["t1"]["wm"]
+        # T1ce: the enhancing rim is the brightest tissue (1.73 x white matter at the tissue table's
+        # values, less where the case's bias field and tissue spread fall against it); necrosis dark;
+        # oedema hypointense to white matter (its T1 prolongation outweighs its little gadolinium and
+        # its extra water).
+        assert m["t1ce"]["enh"] > 1.2 * max(m["t1ce"]["wm"], m["t1ce"]["gm"], m["t1ce"]["oed"])
         assert m["t1ce"]["nec"] < m["t1ce"]["wm"] and m["t1ce"]["nec"] < 0.7 * m["t1ce"]["enh"]
+        assert m["t1ce"]["oed"] < 0.9 * m["t1ce"]["wm"]
         # T2: CSF brightest, oedema bright, grey above white.
         assert m["t2"]["csf"] > m["t2"]["oed"] > m["t2"]["gm"] > m["t2"]["wm"]
-        # FLAIR: oedema bright, CSF dark (nulled).
-        assert m["flair"]["oed"] > 1.2 * max(m["flair"]["wm"], m["flair"]["gm"])
+        # FLAIR: oedema bright (1.77 x white matter and 1.35 x grey at the table's values: T2 180 ms
+        # against grey matter's 110), CSF dark (nulled).
+        assert m["flair"]["oed"] > 1.1 * m["flair"]["gm"] and m["flair"]["oed"] > 1.3 * m["flair"]["wm"]
         assert m["flair"]["csf"] < 0.5 * m["flair"]["wm"]
+
+
+@pytest.mark.parametrize(
+    "modality, thickness, planes",
+    [
+        ("t1ce", None, None),
+        ("t1", (1.0, 6.0), {"sagittal", "axial"}),
+        ("t2", (2.0, 6.0), {"axial"}),
+        ("flair", (2.0, 6.0), {"axial", "coronal", "sagittal"}),
+    ],
+)
+def test_each_case_is_acquired_as_brats_scans_were(cases, modality, thickness, planes):
+    """T1ce is 3-D; T1, T2 and FLAIR are 2-D, in a plane and of a thickness each case draws from
+    what BraTS's sites used (Menze et al. 2015)."""
+    drawn = [case.info["slices"].get(modality) for case in cases]
+    if thickness is None:
+        assert drawn == [None] * len(cases)
+    else:
+        assert all(thickness[0] <= d["thickness_mm"] <= thickness[1] and d["plane"] in planes for d in drawn)
+
+
+def test_thick_slices_blur_across_them(monkeypatch):
+    """A 2-D acquisition is blurred across its slices by the thickness the case drew, along the axis
+    of its plane; T1ce, 3-D, by the in-plane point spread alone."""
+    from pkd_lessons.phantoms import brain
+
+    widths = []
+    monkeypatch.setattr(brain, "partial_volume_blur", lambda image, spacing, fwhm: widths.append(fwhm) or image)
+    case = make_brain_case(seed=11, index=0)
+    blurred = dict(zip(brain.MODALITIES, widths))
+    axes = {"sagittal": 0, "coronal": 1, "axial": 2}
+    cfg = BrainPhantomConfig()
+    assert blurred["t1ce"] == (cfg.blur_fwhm_mm,) * 3
+    for modality, drawn in case.info["slices"].items():
+        expected = [cfg.blur_fwhm_mm] * 3
+        expected[axes[drawn["plane"]]] = max(cfg.blur_fwhm_mm, drawn["thickness_mm"])
+        assert np.allclose(blurred[modality], expected, atol=0.01), (modality, drawn)
+    # the blur honours one width per axis: a point spreads along each axis by its own width
+    from pkd_lessons.phantoms.fields import partial_volume_blur
+
+    point = np.zeros((41, 41, 41), np.float32)
+    point[20, 20, 20] = 1.0
+    spread = partial_volume_blur(point, (1.0, 1.0, 1.0), (2.0, 2.0, 6.0))
+    profile = spread[20, 20], spread[20, :, 20]
+    sd = [float(np.sqrt((p * (np.arange(41) - 20) ** 2).sum() / p.sum())) for p in profile]
+    assert sd == pytest.approx([6.0 / 2.3548, 2.0 / 2.3548], rel=0.02)
+
+
+@pytest.mark.parametrize("added_ml", [5.0, 30.0, 90.0])
+def test_mass_effect_pushes_outward_without_folding(added_ml):
+    """Tissue comes from nearer the lesion, by less the farther it is, and the warp never folds."""
+    shape, spacing, centre = (121, 1, 1), (1.0, 1.0, 1.0), (0, 0, 0)
+    src = push_coordinates(shape, spacing, centre, added_ml, fade_mm=20.0)[0, :, 0, 0]
+    radius = (3 * added_ml * 1000 / (4 * np.pi)) ** (1 / 3)
+    outside = np.arange(121) > radius + 1
+    shift = np.arange(121) - src
+    assert np.all(shift[outside] > 0) and np.all(np.diff(shift[outside]) < 0)
+    assert np.all(np.diff(src) >= 0), "the source moves outward with the output: no folding"
+    # Just outside the added ball, volume is conserved: r'^3 - r^3 is about the ball's R^3.
+    r_out = np.ceil(radius) + 1
+    assert abs((r_out**3 - src[int(r_out)] ** 3) / radius**3 - np.exp(-(r_out - radius) / 20.0)) < 0.02
+    assert np.array_equal(push_coordinates(shape, spacing, centre, 0.0, 20.0)[0, :, 0, 0], np.arange(121))
+
+
+def test_mass_effect_compresses_the_csf_next_to_the_lesion():
+    """The same case with and without the push: less CSF near the lesion, the same far away."""
+    still = make_brain_case(seed=11, index=1, cfg=BrainPhantomConfig(mass_effect_fade_mm=1e-3))
+    pushed = make_brain_case(seed=11, index=1)
+    assert pushed.info["added_ml"] > 5.0
+    centre = np.asarray(pushed.info["centre_vox"])
+    grid = np.indices(pushed.truth.shape)
+    dist = np.sqrt(((grid - centre.reshape(3, 1, 1, 1)) ** 2).sum(0)) * 2.0
+    near = (dist < 30) & (pushed.truth == 0)  # the sulci within 30 mm of the lesion's centre
+    far = dist > 90
+    near_still, near_pushed = still.tissues["csf"][near].sum(), pushed.tissues["csf"][near].sum()
+    assert near_pushed < 0.9 * near_still, "effaced: a tenth of their CSF pushed out or more"
+    assert np.allclose(still.tissues["csf"][far], pushed.tissues["csf"][far], atol=0.02)
 
 
 def test_background_is_zero_and_brain_is_not(cases):

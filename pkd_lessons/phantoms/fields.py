@@ -136,16 +136,18 @@ def rician_noise(signal: np.ndarray, sigma: float, rng: np.random.Generator) -> 
     return np.hypot(real, imag).astype(np.float32)
 
 
-def partial_volume_blur(image: np.ndarray, spacing_mm: Sequence[float], fwhm_mm: float) -> np.ndarray:
+def partial_volume_blur(image: np.ndarray, spacing_mm: Sequence[float], fwhm_mm: float | Sequence[float]) -> np.ndarray:
     """Gaussian blur of full width at half maximum ``fwhm_mm`` (the scanner's point spread).
 
     Args:
         image: image to blur.
         spacing_mm: voxel size per axis.
-        fwhm_mm: width of the point spread function.
+        fwhm_mm: width of the point spread function, one for every axis or one per axis (a 2-D
+            acquisition's slice profile is wider across its slices than in their plane).
 
     Returns:
         Blurred ``float32`` image.
     """
-    sigma = [fwhm_mm / (2.3548 * s) for s in spacing_mm]
+    widths = np.broadcast_to(np.asarray(fwhm_mm, dtype=np.float64), (len(spacing_mm),))
+    sigma = [w / (2.3548 * s) for w, s in zip(widths, spacing_mm)]
     return ndimage.gaussian_filter(image.astype(np.float32), sigma, mode="nearest")
