@@ -63,4 +63,4 @@ reference: $(STAMP)
 	$(BIN)/pkd-lessons reference
 
 clean:
-	rm -rf $(VENV) $(OUT) .pytest_cache .widgets-oldest docs/_build docs/lessons docs/api docs/performance
+	rm -rf $(VENV) $(OUT) .pytest_cache .widgets-oldest docs/_build docs/lessons docs/api docs/performance docs/phantom

@@ -15,6 +15,7 @@ import pkd_lessons.training.trainer as trainer_module
 from pkd_lessons.data.labels import CONVENTIONS
 from pkd_lessons.lessons.lesson import Lesson
 from pkd_lessons.lessons.reference import REFERENCE_FILE, load_reference, reference_section, stale_runs
+from pkd_lessons.phantoms.sets import physics_id
 from pkd_lessons.training import behaviour
 from pkd_lessons.training.behaviour import behaviour_fingerprint, probe
 from pkd_lessons.training.config import TrainConfig
@@ -159,7 +160,7 @@ def test_behaviour_fingerprint_follows_what_is_computed_not_sizes_or_seeds(monke
 
 def test_reference_results_say_which_runs_the_code_would_not_make_again(tmp_path):
     data = {
-        "provenance": {"convention": "brats"},
+        "provenance": {"convention": "brats", "phantom_physics": physics_id("brain")},
         "records": [{"run": "baseline-s0", "method": "baseline"}],
         "histories": {},
     }
@@ -169,6 +170,8 @@ def test_reference_results_say_which_runs_the_code_would_not_make_again(tmp_path
     assert stale_runs(data) == []
     data["records"][0]["identity"]["code"] = "0" * 16
     assert "computes differently" in stale_runs(data)[0]
+    data["provenance"]["phantom_physics"] = "0" * 12  # phantoms made by other physics
+    assert "phantoms of other physics" in stale_runs(data)[0]
 
 
 def test_committed_reference_results_say_whether_the_code_would_make_them():

@@ -37,7 +37,7 @@ import pkd_site  # noqa: E402
 #: Seconds a build may take: a guard, not the speed check (idle, about 30 s from scratch on 2 cores).
 BUILD_LIMIT = 600
 API_PAGES = [*pkd_site.AREAS, "root"]
-GUIDES = ["index", "glossary", "fidelity", "real-data", "performance/index", "api/index"]
+GUIDES = ["index", "glossary", "fidelity", "phantom/index", "real-data", "performance/index", "api/index"]
 
 
 def build_site(executed: Path, out: Path) -> float:
@@ -93,6 +93,8 @@ def test_site_builds_from_the_sources(tmp_path):
     assert "make lessons   #" in index and "make test      #" in index, "the README's two commands"
     assert re.search(r'<img[^>]+src="\.\./_images/cpu-2core-batch16\.png"', _text(site / "performance" / "index.html"))
     assert "Decathlon" in _text(site / "real-data.html")
+    phantom = _text(site / "phantom" / "index.html")  # the calibration: the phantom's T1ce loss beside real BraTS
+    assert "real range" in phantom and phantom.count("<table") >= 3 and "mass_effect" in phantom
     # the site reads offline: no page loads a script, style sheet or image from elsewhere
     remote = re.compile(r'<(?:script|img|link)\b[^>]*\b(?:src|href)="(?:https?:)?//[^"]*"')
     for page in site.rglob("*.html"):

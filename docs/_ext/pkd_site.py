@@ -8,6 +8,8 @@
 * ``api/<area>.md``: one page per subpackage of :mod:`pkd_lessons`, autodoc of each module, with the
   lessons that import from that module linked back.
 * ``performance/index.md``: every report in ``docs/benchmarks/`` as a table and a figure.
+* ``phantom/index.md``: the brain phantom's tissue values and acquisitions, and what its T1ce student
+  loses in the stored reference results beside what a T1ce-only network loses on real BraTS.
 
 Nothing is copied by hand: change a notebook, a docstring or a report and the next build shows it.
 Files are rewritten only when their content changes, so Sphinx rebuilds only what changed.
@@ -43,7 +45,7 @@ AREAS = ("phantoms", "data", "models", "losses", "training", "evaluation", "less
 GLOSSARY_URL = "https://github.com/pkd-lessons/pkd-lessons/blob/main/docs/glossary.md"
 COLAB_BADGE_URL = "https://colab.research.google.com/assets/colab-badge.svg"
 #: Generated folders under docs/ (git-ignored).
-GENERATED = ("lessons", "api", "performance")
+GENERATED = ("lessons", "api", "performance", "phantom")
 
 
 @dataclass
@@ -286,6 +288,55 @@ def performance_page(reports: list[Path], out: Path) -> str:
     return "\n".join(lines)
 
 
+def phantom_page() -> str:
+    """The brain phantom's physics and its calibration against real BraTS, from the package's own data."""
+    from pkd_lessons.lessons.reference import reference_gap_section
+    from pkd_lessons.markdown import markdown_table
+    from pkd_lessons.phantoms import brain
+
+    tissues = markdown_table(
+        ["tissue", "PD (water fraction)", "T1 (ms)", "T2 (ms)", "gadolinium (mmol/l)"],
+        [[name, p["pd"], p["t1"], p["t2"], p["gd"]] for name, p in brain.TISSUES.items()],
+    )
+    sequences = markdown_table(
+        ["modality", "equation", "parameters (ms, degrees)", "after gadolinium"],
+        [
+            [
+                m,
+                f"`{a.equation.__name__}`",
+                ", ".join(f"{k} {v:g}" for k, v in a.params.items()),
+                "yes" if a.contrast else "no",
+            ]
+            for m, a in brain.SEQUENCES.items()
+        ],
+    )
+    return "\n".join(
+        [
+            "# The brain phantom beside real BraTS",
+            "",
+            "The brain phantom computes its four images from tissue proton density, T1 and T2 with the",
+            "sequences' signal equations, at 3 T, with tissue values from the MR literature (their sources",
+            "are in {py:data}`pkd_lessons.phantoms.brain.TISSUES`); gadolinium shortens T1 with relaxivity",
+            f"{brain.RELAXIVITY:g} /(mmol/l s), and the lesion pushes the healthy anatomy aside by the volume",
+            "it adds ({py:mod}`pkd_lessons.phantoms.mass_effect`).",
+            "",
+            tissues,
+            "",
+            sequences,
+            "",
+            "## What the T1ce student loses",
+            "",
+            "The physics is calibrated against one number per region: how much Dice a network that sees",
+            "only T1ce loses against one that sees all four modalities. Papers that trained both on real",
+            "BraTS give the range; the reference results give the phantom's loss, with its 95 % interval",
+            "(the teacher one run held fixed, the baseline's seeds and the held-out cases crossed).",
+            "",
+            reference_gap_section(),
+            "",
+        ]
+    )
+
+
 def lesson_pages(executed: Path) -> tuple[list[Path], list[LessonUses], list[str]]:
     """The lesson notebooks, what each imports, and the site's page of each (checked).
 
@@ -319,6 +370,7 @@ def generate(app: Sphinx) -> None:
     write_if_changed(src / "api" / "index.md", api_index())
     reports = sorted((src / "benchmarks").glob("*.json"))
     write_if_changed(src / "performance" / "index.md", performance_page(reports, src / "performance"))
+    write_if_changed(src / "phantom" / "index.md", phantom_page())
     logger.info(f"pkd_site: {len(sources)} lessons from {executed}, {len(AREAS) + 1} API pages, {len(reports)} reports")
 
 

@@ -20,8 +20,8 @@ __getattr__, __dir__, __all__ = lazy_exports(
         ".profiles": "PROFILES default_data_root get_profile",
         ".runner": "find_notebooks run_lessons",
         ".viewer": "SliceViewer error_figure render_slice",
-        ".published": "published_markdown",
-        ".reference": "load_reference reference_section",
+        ".published": "gap_markdown published_markdown t1ce_gaps",
+        ".reference": "load_reference reference_gap_section reference_section",
         ".assignments": "exercises student_version write_assignments",
     },
 )

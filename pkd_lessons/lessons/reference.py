@@ -28,6 +28,7 @@ from pathlib import Path
 
 from pkd_lessons.atomic import atomic_file
 from pkd_lessons.lessons.provenance import source_commit, versions
+from pkd_lessons.phantoms.sets import physics_id
 
 REFERENCE_FILE = Path(__file__).resolve().parent / "reference_brain.json"
 #: Every student variant the reference can train (``control``: the baseline on the clean truth).
@@ -119,6 +120,7 @@ def build_reference(
             "reused_runs": sum(r.reused for r in every),
             "profile": profile,
             "convention": lesson.split("brain")[0][0].convention.name,
+            "phantom_physics": physics_id("brain"),
             "settings": settings,
             "versions": versions(),
         },
@@ -165,9 +167,11 @@ def provenance_line(data: dict) -> str:
 def stale_runs(data: dict) -> list[str]:
     """The stored runs that this code would not make again, each with the reason.
 
-    A run is stale when it carries no identity (written before runs had one) or when the code's
-    behaviour fingerprint for its settings (:func:`~pkd_lessons.training.behaviour.behaviour_fingerprint`)
-    is not the one stored: a loss, network, sampler, schedule, prediction or metric has changed since.
+    A run is stale when it carries no identity (written before runs had one), when its phantoms were
+    made with other physics than this code's (:func:`~pkd_lessons.phantoms.sets.physics_id`), or
+    when the code's behaviour fingerprint for its settings
+    (:func:`~pkd_lessons.training.behaviour.behaviour_fingerprint`) is not the one stored: a loss,
+    network, sampler, schedule, prediction or metric has changed since.
 
     Args:
         data: the reference results (:func:`load_reference`).
@@ -180,10 +184,14 @@ def stale_runs(data: dict) -> list[str]:
     from pkd_lessons.training.config import TrainConfig
 
     stale = []
+    physics, now = data["provenance"].get("phantom_physics"), physics_id("brain")
     for rec in data["records"]:
         identity = rec.get("identity")
         if not identity:
             stale.append(f"{rec.get('run', rec['method'])}: no identity stored (made before runs had one)")
+            continue
+        if physics != now:
+            stale.append(f"{rec.get('run', rec['method'])}: made on phantoms of other physics ({physics}, now {now})")
             continue
         cfg = TrainConfig.from_dict(identity["config"])
         code = behaviour_fingerprint(cfg, CONVENTIONS[data["provenance"].get("convention", "brats")])
@@ -191,6 +199,17 @@ def stale_runs(data: dict) -> list[str]:
             name = rec.get("run", rec["method"])
             stale.append(f"{name}: made by code that computes differently ({identity['code']}, now {code})")
     return stale
+
+
+def stale_warning(data: dict) -> str:
+    """One italic line when some stored runs would not come out the same now (:func:`stale_runs`), else ""."""
+    stale = stale_runs(data)
+    if not stale:
+        return ""
+    return (
+        f"*Made by an earlier version of the code: {len(stale)} of {len(data['records'])} stored runs would "
+        "not come out the same now (`pkd-lessons reference` makes them again).*"
+    )
 
 
 def reference_records(data: dict, methods: tuple[str, ...] | None = None) -> list[dict]:
@@ -219,13 +238,7 @@ def reference_section(
     records = [r for r in reference_records(data, wanted)]
     if not records:
         return f"*The stored reference results hold none of {', '.join(wanted)}.*"
-    stale = stale_runs(data)
-    warning = (
-        f"*Made by an earlier version of the code: {len(stale)} of {len(data['records'])} stored runs would "
-        "not come out the same now (`pkd-lessons reference` makes them again).*"
-        if stale
-        else ""
-    )
+    warning = stale_warning(data)
     rows = [r for r in summarize(records, baseline=None) if r["region"] in regions]
     table = summary_table(rows)
     present = {r["method"] for r in records}
@@ -235,3 +248,28 @@ def reference_section(
         else ""
     )
     return "\n\n".join(part for part in (provenance_line(data), warning, table, lines) if part)
+
+
+def reference_gap_section(path: str | os.PathLike = REFERENCE_FILE) -> str:
+    """Markdown: what the T1ce student loses against the teacher in the reference results, region by
+    region, beside what a T1ce-only network loses on real BraTS (:data:`~pkd_lessons.lessons.published.T1CE_GAPS`).
+
+    The brain phantom's physics is calibrated against this table: at the reference profile each gap
+    should fall inside the published range.
+
+    Returns:
+        The table with the reference results' provenance (and a staleness warning when the code
+        would no longer make them), or a short note when none are stored.
+    """
+    from pkd_lessons.lessons.published import gap_markdown, t1ce_gaps
+
+    data = load_reference(path)
+    if data is None:
+        return "*No reference results are stored with this copy of the package: run `pkd-lessons reference`.*"
+    records = reference_records(data, ("teacher", "baseline"))
+    seeds = sorted({r["seed"] for r in records if r["method"] == "baseline"})
+    cases = len(records[0]["cases"]) if records else 0
+    label = f"reference results, the one teacher run against {len(seeds)} T1ce baseline seeds x {cases} held-out cases"
+    warning = stale_warning(data)
+    table = gap_markdown(t1ce_gaps(records), label)
+    return "\n\n".join(part for part in (provenance_line(data), warning, table) if part)
