@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import ListedColormap
 from matplotlib.patches import Patch
+from scipy import ndimage
 from scipy.stats import mannwhitneyu
 
 from pkd_lessons.data.volumes import CaseVolume
@@ -129,23 +130,44 @@ def show_annotation_noise(
 
 
 def class_intensities(
-    volumes: Sequence[CaseVolume], max_voxels: int = 20000, seed: int = 0
+    volumes: Sequence[CaseVolume], max_voxels: int = 20000, seed: int = 0, around_mm: float | None = None
 ) -> dict[str, dict[str, np.ndarray]]:
     """Normalised intensities of each class in each modality (a random sample per case).
 
-    Healthy foreground voxels form the ``"healthy"`` class.
+    Healthy foreground voxels form the ``"healthy"`` class. With ``around_mm``, the healthy voxels
+    within that distance of the lesion (every labelled class together) also form the class
+    ``"around the lesion"``: the tissue a network has to tell the lesion's outer edge from, which on
+    real and phantom data alike is mostly white matter pushed aside by the lesion.
+
+    Args:
+        volumes: cases with labels (the clean truth where there is one).
+        max_voxels: the most voxels drawn per class and case.
+        seed: seed of the draw.
+        around_mm: width of the ``"around the lesion"`` shell in mm, or None for no such class.
 
     Returns:
         modality -> class name -> 1-D array of intensities.
+
+    Raises:
+        ValueError: ``around_mm`` is not positive.
     """
+    if around_mm is not None and around_mm <= 0:
+        raise ValueError(f"around_mm must be positive (a distance in mm), got {around_mm}")
     rng = np.random.default_rng(seed)
     first = volumes[0]
     names = ("healthy",) + first.convention.class_names[1:]
-    out = {m: {n: [] for n in names} for m in first.modalities}
+    extra = ("around the lesion",) if around_mm is not None else ()
+    out = {m: {n: [] for n in names + extra} for m in first.modalities}
     for v in volumes:
         classes = v.truth if v.truth is not None else v.label
-        for k, name in enumerate(names):
-            where = np.flatnonzero(((classes == k) & v.mask).ravel())
+        members = [(classes == k) & v.mask for k in range(len(names))]
+        if around_mm is not None and not (classes > 0).any():  # no lesion: nothing around it
+            members.append(np.zeros_like(v.mask, dtype=bool))
+        elif around_mm is not None:
+            distance = ndimage.distance_transform_edt(classes == 0, sampling=v.spacing)
+            members.append((classes == 0) & v.mask & (distance <= around_mm))
+        for name, member in zip(names + extra, members):
+            where = np.flatnonzero(member.ravel())
             if len(where) > max_voxels:
                 where = rng.choice(where, max_voxels, replace=False)
             for m, channel in zip(v.modalities, v.image):
