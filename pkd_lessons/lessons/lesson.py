@@ -425,6 +425,19 @@ class Lesson:
             self.model(run), volume, run.config.input_modalities, device=device, **inference_window(run.config)
         )
 
+    def slice_logits(self, run: Run, volume: CaseVolume, index: int):
+        """A run's logits on one axial slice, ``(K, X, Y)``, through the field of view it trained on
+        (whole slices, or sliding windows of its training windows: see
+        :func:`~pkd_lessons.evaluation.prediction.inference_window`)."""
+        import torch
+
+        from pkd_lessons.evaluation.prediction import inference_window, predict_volume
+
+        device = pick_device(self.settings["device"])
+        how = dict(inference_window(run.config), device=device, return_logits=True, slices=[index])
+        logits = predict_volume(self.model(run), volume, run.config.input_modalities, **how)
+        return torch.from_numpy(logits[..., index])
+
     # -- outputs ---------------------------------------------------------------------------------
     def save_figure(self, fig: plt.Figure, name: str) -> None:
         """Save a figure as ``OUT/name.png`` (atomically).
