@@ -290,6 +290,17 @@ def build_parser(defaults: TrainConfig = DEFAULT) -> argparse.ArgumentParser:
     )
     rf.add_argument("--profile", default="reference", help="profile of the runs (default reference)")
     rf.add_argument("--data", default=None, help="folder for the phantoms and the runs (default $PKD_LESSONS_DATA)")
+    rf.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        help="seeds of every student method (default: the profile's); runs already trained are reused",
+    )
+    rf.add_argument(
+        "--methods",
+        default=None,
+        help="comma-separated student methods (default all: baseline,control,kd,rkd,ckd,pkl,kdnet)",
+    )
 
     asg = sub.add_parser(
         "assignments",
@@ -681,7 +692,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "reference":
             from pkd_lessons.lessons.reference import REFERENCE_FILE, build_reference
 
-            print(f"written: {build_reference(args.out or REFERENCE_FILE, args.profile, args.data)}")
+            methods = tuple(m.strip() for m in args.methods.split(",") if m.strip()) if args.methods else None
+            if args.seeds is not None and args.seeds < 2:
+                raise ValueError(f"--seeds must be at least 2 (a comparison needs two), got {args.seeds}")
+            out = build_reference(
+                args.out or REFERENCE_FILE,
+                args.profile,
+                args.data,
+                **({"methods": methods} if methods else {}),
+                seeds=args.seeds,
+            )
+            print(f"written: {out}")
             return 0
         if args.command == "lessons":
             from pkd_lessons.lessons.runner import run_lessons
