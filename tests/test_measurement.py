@@ -19,6 +19,7 @@ from pkd_lessons.lessons.reference import (
     build_reference,
     load_reference,
     provenance_line,
+    reference_gap_section,
     reference_section,
 )
 from pkd_lessons.training.augment import random_crops
@@ -269,6 +270,8 @@ def test_reference_results_round_trip(tmp_path):
     assert "val_WT" in data["histories"]["rkd-s1"] and data["histories"]["teacher-s0"]["loss"]
     text = reference_section(("rkd",), path=path)
     assert "profile `tiny`" in text and "rkd, WT" in text and "detectable" in text
+    gaps = reference_gap_section(path)  # the teacher minus the baseline beside real BraTS's range
+    assert "profile `tiny`" in gaps and "real range" in gaps and gaps.count("\n| ") == 4
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(ValueError, match="not a reference-results file"):
         load_reference(tmp_path / "bad.json")
