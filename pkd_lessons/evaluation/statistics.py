@@ -39,7 +39,7 @@ Records look like ``{"run", "method", "seed", "modality", "cases": {case: {regio
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 from scipy import optimize, stats
@@ -120,6 +120,7 @@ def paired_differences(
     region: str = "WT",
     metric: str = "dice",
     fixed_reference: bool = False,
+    seeds: Collection[int] | None = None,
 ) -> np.ndarray:
     """Differences ``method - reference`` paired by seed and by case.
 
@@ -132,6 +133,10 @@ def paired_differences(
     fixed: ``D[i, j] = value(method, seed_i, case_j) - value(reference, case_j)``. The interval then
     counts the method's seeds and the cases, not the reference's own seed-to-seed variation.
 
+    With ``seeds`` given, only those seeds are paired, and both methods must have every one of them:
+    a method trained over 5 seeds is compared with a reference trained over 10 by naming the 5
+    (``seeds=range(5)``), never by leaving the reference's other seeds out unasked.
+
     Args:
         records: metrics records, one per (method, seed).
         method: the method compared.
@@ -139,6 +144,7 @@ def paired_differences(
         region: region whose metric is compared (e.g. ``"WT"``).
         metric: ``"dice"`` or ``"hd95"``.
         fixed_reference: compare every seed of ``method`` with the reference's single run.
+        seeds: the seeds to pair (default: all of them, which both methods must then share).
 
     Returns:
         A float array of shape ``(seeds, cases)``.
@@ -167,6 +173,18 @@ def paired_differences(
         if name not in table:
             raise ValueError(f"method {name!r} not among the methods {list(table)}")
     mine, theirs = table[method], table[reference]
+    if seeds is not None:
+        wanted = {int(s) for s in seeds}
+        if not wanted:
+            raise ValueError("seeds is empty: name at least one seed to pair")
+        for name, have in ((method, mine),) if fixed_reference else ((method, mine), (reference, theirs)):
+            if wanted - set(have):
+                raise ValueError(
+                    f"{name!r} (seeds {_seed_list(have)}) lacks the seed(s) {_seed_list(wanted - set(have))} asked for"
+                )
+        mine = {s: mine[s] for s in sorted(wanted)}
+        if not fixed_reference:
+            theirs = {s: theirs[s] for s in sorted(wanted)}
     seeds = sorted(mine)
     if fixed_reference:
         if len(theirs) != 1:
@@ -686,6 +704,7 @@ def compare(
     power: float = 0.8,
     fixed_reference: bool = False,
     target: float | None = None,
+    match_reference_seeds: bool = False,
 ) -> list[dict]:
     """Compare every method with ``reference``, region by region: the one engine behind every
     table, verdict, CLI command and lesson.
@@ -706,12 +725,16 @@ def compare(
         fixed_reference: the reference is one run held fixed (see :func:`paired_differences`).
         target: the difference whose seed count is reported (default :data:`TARGETS`: 1 Dice point,
             1 mm of HD95).
+        match_reference_seeds: pair each method with the reference's runs of the same seeds, when
+            the reference was trained over more seeds (the paper's method and its baseline over 10,
+            the other methods over 5, say). The reference must have every seed of the method; each
+            row names the reference's seeds it left out (``reference_seeds_left_out``).
 
     Returns:
         Rows ``{"method", "region", "diff", "low", "high", "se", "df", "detectable", "seeds",
         "cases", "n", "var_seed", "var_case", "var_resid", "target", "seeds_needed",
-        "fixed_reference", "verdict"}``; ``diff`` is the mean paired difference
-        ``method - reference``.
+        "fixed_reference", "reference_seeds_left_out", "verdict"}``; ``diff`` is the mean paired
+        difference ``method - reference``.
 
     Raises:
         ValueError: ``reference`` is absent, the runs were scored on different regions, or as
@@ -745,8 +768,10 @@ def compare(
     for method in table:
         if method == reference:
             continue
+        paired = sorted(table[method]) if match_reference_seeds and not fixed_reference else None
+        left_out = sorted(set(table[reference]) - set(paired)) if paired is not None else []
         for region in _check_regions(table, method, reference):
-            diffs = paired_differences(records, method, reference, region, metric, fixed_reference)
+            diffs = paired_differences(records, method, reference, region, metric, fixed_reference, paired)
             ci = crossed_interval(diffs, level)
             rows.append(
                 {
@@ -767,6 +792,7 @@ def compare(
                     "target": target,
                     "seeds_needed": seeds_needed(ci, ci["cases"], target, level, power),
                     "fixed_reference": fixed_reference,
+                    "reference_seeds_left_out": left_out,
                     "verdict": _verdict(ci["low"], ci["high"], metric),
                 }
             )
@@ -822,6 +848,22 @@ def seeds_note(row: dict, scale: float = 100.0, unit: str = "point") -> str:
     return f"{target} needs {_plural(row['seeds_needed'], 'seed')}"
 
 
+def _left_out_note(row: dict, reference: str) -> str:
+    """``", the baseline's seed(s) 5-9 left out"``, or "" when every seed of the reference is paired."""
+    left = row.get("reference_seeds_left_out") or []
+    if not left:
+        return ""
+    return f", the {reference}'s seed(s) {_seed_span(left)} left out"
+
+
+def _seed_span(seeds: Sequence[int]) -> str:
+    """``"5-9"`` for consecutive seeds, else ``"1, 4, 7"``."""
+    seeds = sorted(seeds)
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ", ".join(map(str, seeds))
+
+
 def verdict_lines(
     rows: Sequence[dict], reference: str = "baseline", scale: float = 100.0, unit: str = "Dice points"
 ) -> str:
@@ -853,7 +895,8 @@ def verdict_lines(
         head = (
             f"- {r['method']}, {r['region']}: {_fmt(r['diff'], scale, 1)} {unit} "
             f"[{_fmt(r['low'], scale, 1)}, {_fmt(r['high'], scale, 1)}] "
-            f"({_plural(r['seeds'], 'seed')} x {_plural(r['cases'], 'case')}; detectable: {detectable}; "
+            f"({_plural(r['seeds'], 'seed')} x {_plural(r['cases'], 'case')}{_left_out_note(r, reference)}; "
+            f"detectable: {detectable}; "
             f"{seeds_note(r, scale, short.rstrip('s'))})"
         )
         if verdict == "no difference detected":
