@@ -58,7 +58,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/nbstripout --keep-id --verify notebooks/*.ipynb
 
-# Regenerate the lessons' reference results (every method, trained longer; about 45 min on 2 cores).
+# Regenerate the lessons' reference results (every method, trained longer; about 2 hours on 2 cores,
+# resumable: runs already trained are reused).
 reference: $(STAMP)
 	$(BIN)/pkd-lessons reference
 

@@ -297,7 +297,7 @@ def build_parser(defaults: TrainConfig = DEFAULT) -> argparse.ArgumentParser:
         "reference",
         help="train every method longer and store the results as the lessons' reference",
         description="Train the teacher, the baseline, the positive control and every distilled "
-        "student in the reference profile (about an hour on 2 CPU cores), and write "
+        "student in the reference profile (about 2 hours on 2 CPU cores; runs already trained are reused), and write "
         "their metrics, validation curves and provenance as JSON.",
     )
     rf.add_argument(

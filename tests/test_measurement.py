@@ -12,6 +12,7 @@ import torch
 from pkd_lessons.data import find_cases, load_cases
 from pkd_lessons.evaluation.metrics import annotation_agreement, region_dice
 from pkd_lessons.evaluation.prediction import evaluate, predict_volume
+from pkd_lessons.evaluation.statistics import compare
 from pkd_lessons.lessons.figures.training import pair_distances, plateau_reading, plot_curves, plot_training, retrieval
 from pkd_lessons.lessons.profiles import PROFILES, get_profile
 from pkd_lessons.lessons.reference import (
@@ -20,6 +21,7 @@ from pkd_lessons.lessons.reference import (
     load_reference,
     provenance_line,
     reference_gap_section,
+    reference_records,
     reference_section,
 )
 from pkd_lessons.training.augment import random_crops
@@ -262,14 +264,20 @@ def test_reference_results_round_trip(tmp_path):
         data_root=tmp_path / "data",
         methods=("baseline", "control", "rkd"),
         progress=False,
+        seeds_of={"baseline": 3},  # more seeds for the baseline: rkd is paired with its seeds 0 and 1
     )
     data = load_reference(path)
     p = data["provenance"]
     assert {"commit", "command", "device", "date", "seconds", "settings", "versions"} <= set(p)
+    assert p["seeds"] == {"baseline": 3, "control": 2, "rkd": 2}
     assert sorted({r["method"] for r in data["records"]}) == ["baseline", "control", "rkd", "teacher"]
     assert "val_WT" in data["histories"]["rkd-s1"] and data["histories"]["teacher-s0"]["loss"]
     text = reference_section(("rkd",), path=path)
-    assert "profile `tiny`" in text and "rkd, WT" in text and "detectable" in text
+    assert "profile `tiny`" in text and "2 seeds (baseline: 3)" in text
+    assert "rkd, WT" in text and "the baseline's seed(s) 2 left out; detectable" in text
+    with pytest.raises(ValueError, match=r"\{'rkd': 4\} would have more seeds than the baseline \(2\)"):
+        build_reference(tmp_path / "no.json", profile="tiny", data_root=tmp_path / "data", seeds_of={"rkd": 4})
+    assert not (tmp_path / "no.json").exists()
     gaps = reference_gap_section(path)  # the teacher minus the baseline beside real BraTS's range
     assert "profile `tiny`" in gaps and "real range" in gaps and gaps.count("\n| ") == 4
     (tmp_path / "bad.json").write_text("{}")
@@ -286,15 +294,19 @@ def test_committed_reference_results_are_complete():
     assert data is not None, f"{REFERENCE_FILE} is missing: run `pkd-lessons reference`"
     p = data["provenance"]
     assert p["profile"] == "reference" and p["commit"] != "unknown" and p["seconds"] > 0
-    seeds = p["settings"]["seeds"]
     methods = {}
     for r in data["records"]:
         methods.setdefault(r["method"], set()).add(r["seed"])
         assert len(r["cases"]) == p["settings"]["split"][2]
     for m in ("baseline", "control", "kd", "rkd", "ckd", "pkl", "kdnet"):
-        assert methods.get(m) == set(range(seeds)), m
+        assert methods.get(m) == set(range(p["seeds"][m])) and len(methods[m]) >= 5, m
+    assert methods["pkl"] == methods["baseline"]
     assert provenance_line(data).startswith("*Reference results: profile `reference`")
     json.dumps(data)  # plain data
+    # the comparison the series is about can see 1.5 Dice points in every region
+    rows = compare(reference_records(data, ("baseline", "pkl")), reference="baseline")
+    detectable = {r["region"]: round(100 * r["detectable"], 2) for r in rows}
+    assert all(detectable[region] <= 1.5 for region in ("WT", "TC", "ET")), detectable
 
 
 def test_hd95_on_the_cut_box_equals_monai_on_the_whole_volume():

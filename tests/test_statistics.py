@@ -103,6 +103,31 @@ def test_disjoint_seeds_are_refused():
         compare(recs)
 
 
+def test_a_reference_with_more_seeds_is_paired_only_when_asked(small_records):
+    """The baseline over seeds {0, 1, 2}, pkl over {0, 1}: pairing on pkl's seeds is explicit, stated,
+    and gives exactly the matrix of those seeds; a seed neither has is refused."""
+    recs = [r for r in small_records if not (r["method"] == "pkl" and r["seed"] == 2)]
+    with pytest.raises(ValueError, match="same seeds"):
+        compare(recs)
+    full = paired_differences(small_records, "pkl")
+    np.testing.assert_allclose(paired_differences(recs, "pkl", seeds=[1, 0]), full[:2], atol=1e-12)
+    with pytest.raises(ValueError, match=r"'pkl' \(seeds \{0, 1\}\) lacks the seed\(s\) \{2\} asked for"):
+        paired_differences(recs, "pkl", seeds=range(3))
+    with pytest.raises(ValueError, match="seeds is empty"):
+        paired_differences(recs, "pkl", seeds=[])
+    (row,) = compare(recs, match_reference_seeds=True)
+    (same,) = compare([r for r in recs if r["seed"] != 2])
+    assert row["reference_seeds_left_out"] == [2] and same["reference_seeds_left_out"] == []
+    assert {k: row[k] for k in ("diff", "low", "high", "seeds")} == {
+        k: same[k] for k in ("diff", "low", "high", "seeds")
+    }
+    assert "(2 seeds x 4 cases, the baseline's seed(s) 2 left out; detectable" in verdict_lines([row])
+    with pytest.raises(ValueError, match=r"'baseline' \(seeds \{0, 1\}\) lacks the seed\(s\) \{2\}"):
+        compare(
+            [r for r in small_records if not (r["method"] == "baseline" and r["seed"] == 2)], match_reference_seeds=True
+        )
+
+
 def test_two_records_of_one_seed_are_refused_naming_both(small_records):
     twin = dict(small_records[0], run="baseline-s2-again")
     for call in (lambda: compare([*small_records, twin]), lambda: summarize([*small_records, twin], baseline=None)):
@@ -407,6 +432,10 @@ def test_verdict_lines_wording():
     assert lines[2].endswith(
         "(1 seed x 2 cases; detectable: 1.4; one seed: seed-to-seed variation not counted): worse than the baseline"
     )
+    edge = verdict_lines(
+        [_row(-0.034, -0.067, -0.0004, 0.046, "worse"), _row(0.0, 0.0, 0.01, 0.014, "no difference detected")]
+    )
+    assert "[-6.7, -0.0]" in edge and "[+0.0, +1.0]" in edge  # a bound that rounds to 0 keeps its side
     mm = verdict_lines(
         [dict(_row(0.3, -0.2, 0.8, 1.1, "no difference detected"), target=1.0)],
         reference="teacher",

@@ -805,6 +805,15 @@ def _fmt(value: float, scale: float, digits: int, sign: bool = True) -> str:
     return f"{v:+.{digits}f}" if sign else f"{v:.{digits}f}"
 
 
+def _bound(value: float, scale: float, digits: int) -> str:
+    """An interval's bound as :func:`_fmt` writes it, except that a bound that rounds to 0 keeps the
+    sign of its value (``-0.0``): the reader sees on which side of 0 the interval ends."""
+    text = _fmt(value, scale, digits)
+    if value != 0 and round(value * scale, digits) == 0:
+        return ("-" if value < 0 else "+") + text[1:]
+    return text
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
@@ -894,7 +903,7 @@ def verdict_lines(
         detectable = _fmt(r["detectable"], scale, 1, sign=False)
         head = (
             f"- {r['method']}, {r['region']}: {_fmt(r['diff'], scale, 1)} {unit} "
-            f"[{_fmt(r['low'], scale, 1)}, {_fmt(r['high'], scale, 1)}] "
+            f"[{_bound(r['low'], scale, 1)}, {_bound(r['high'], scale, 1)}] "
             f"({_plural(r['seeds'], 'seed')} x {_plural(r['cases'], 'case')}{_left_out_note(r, reference)}; "
             f"detectable: {detectable}; "
             f"{seeds_note(r, scale, short.rstrip('s'))})"
@@ -953,7 +962,7 @@ def comparison_table(
     ]
     table = []
     for r in rows:
-        low, high = _fmt(r["low"], scale, digits), _fmt(r["high"], scale, digits)
+        low, high = _bound(r["low"], scale, digits), _bound(r["high"], scale, digits)
         needed = "-" if r["seeds"] < 2 else "more cases" if r["seeds_needed"] is None else str(r["seeds_needed"])
         cells = [
             str(r["method"]),
