@@ -716,8 +716,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             from pkd_lessons.lessons.reference import REFERENCE_FILE, build_reference
 
             methods = tuple(m.strip() for m in args.methods.split(",") if m.strip()) if args.methods else None
-            if args.seeds is not None and args.seeds < 2:
-                raise ValueError(f"--seeds must be at least 2 (a comparison needs two), got {args.seeds}")
             out = build_reference(
                 args.out or REFERENCE_FILE,
                 args.profile,

@@ -177,7 +177,8 @@ def paired_differences(
         wanted = {int(s) for s in seeds}
         if not wanted:
             raise ValueError("seeds is empty: name at least one seed to pair")
-        for name, have in ((method, mine),) if fixed_reference else ((method, mine), (reference, theirs)):
+        checked = [(method, mine)] if fixed_reference else [(method, mine), (reference, theirs)]
+        for name, have in checked:
             if wanted - set(have):
                 raise ValueError(
                     f"{name!r} (seeds {_seed_list(have)}) lacks the seed(s) {_seed_list(wanted - set(have))} asked for"

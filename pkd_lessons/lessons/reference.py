@@ -97,13 +97,10 @@ def build_reference(
     from pkd_lessons.lessons.profiles import get_profile
     from pkd_lessons.training.device import describe_device, pick_device
 
-    unknown = [m for m in methods if m not in REFERENCE_METHODS]
+    seeds_of = dict(EXTRA_SEEDS if seeds_of is None else seeds_of)
+    unknown = [m for m in dict.fromkeys((*methods, *seeds_of)) if m not in REFERENCE_METHODS]
     if unknown:
         raise ValueError(f"unknown reference method(s) {unknown}; known: {', '.join(REFERENCE_METHODS)}")
-    seeds_of = dict(EXTRA_SEEDS if seeds_of is None else seeds_of)
-    unknown = [m for m in seeds_of if m not in REFERENCE_METHODS]
-    if unknown:
-        raise ValueError(f"seeds_of names unknown method(s) {unknown}; known: {', '.join(REFERENCE_METHODS)}")
     default = get_profile(profile, **overrides)["seeds"]
     counts = {m: max(seeds_of.get(m, 0), default) for m in methods}
     bad = {m: n for m, n in counts.items() if n < 2}
