@@ -174,3 +174,36 @@ def test_student_learns_a_tiny_problem():
         loss.backward()
         opt.step()
     assert loss.item() < 0.5 * first
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_strided_blocks_subsample_then_project_as_monais_strided_projection(dims):
+    """The encoder's strided residual blocks compute what MONAI's own block does with the same
+    weights (the projection subsamples, then convolves at stride 1), and train in the channels-last
+    layout, whose strided 1x1 backward pass crashed the process (torch 2.13 on a CPU)."""
+    from monai.networks.blocks import UnetResBlock
+
+    from pkd_lessons.models.unet import ACT, NORM, Encoder
+
+    torch.manual_seed(0)
+    ours = Encoder(dims, 2, (4, 8), dropout=0.0).stages[1]
+    monai_block = UnetResBlock(dims, 4, 8, kernel_size=3, stride=2, norm_name=NORM, act_name=ACT)
+    monai_block.load_state_dict(ours.state_dict())  # the same parameter names
+    x = torch.randn(2, 4, *[12] * dims)
+    torch.testing.assert_close(ours(x), monai_block(x), rtol=0, atol=0)
+    if dims == 2:
+        net = student(4, 2, (4, 8, 16)).to(memory_format=torch.channels_last)
+        net(torch.randn(4, 1, 32, 32).to(memory_format=torch.channels_last))[0].square().mean().backward()
+        assert all(p.grad is not None for p in net.parameters())
+
+
+@pytest.mark.parametrize("size", [(64, 64), (9, 7, 6)])
+def test_projection_head_pools_as_avg_pool_does(size):
+    """The running-sum box filter gives PyTorch's average pooling (window half the input, stride 1)."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    x = torch.randn(3, 2, *size)
+    head = ProjectionHead(2, size)
+    pool = F.avg_pool2d if len(size) == 2 else F.avg_pool3d
+    torch.testing.assert_close(head.pool(x), pool(x, head.window, stride=1).flatten(1))

@@ -21,6 +21,7 @@ reference's (:class:`~pkd_lessons.models.teacher.AttentionFusion`).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import torch
@@ -54,6 +55,39 @@ def general_conv(
     )
 
 
+class Subsample(nn.Module):
+    """Keep every ``stride``-th voxel along each spatial axis (what a 1x1(x1) convolution of that
+    stride reads of its input)."""
+
+    def __init__(self, stride: int, spatial_dims: int) -> None:
+        super().__init__()
+        self.stride = stride
+        self.spatial_dims = spatial_dims
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[(..., *[slice(None, None, self.stride)] * self.spatial_dims)]
+
+
+def subsample_before_projection(block: UnetResBlock, spatial_dims: int) -> UnetResBlock:
+    """Make a strided residual block's 1x1(x1) projection subsample first and convolve at stride 1.
+
+    The same function, weights and parameter names as MONAI's strided 1x1 convolution; what it avoids
+    is oneDNN's backward pass of a strided 1x1 convolution in the channels-last layout, which frees
+    memory twice on the CPU (torch 2.13: "double free or corruption"; ``torch.compile`` picks that
+    layout on its own, so a compiled student crashed the process).
+    """
+    projection = getattr(block, "conv3", None)
+    if projection is None or max(projection.conv.stride) == 1:
+        return block
+    stride = projection.conv.stride[0]
+    projection.conv.stride = (1,) * spatial_dims
+    # the parameter names stay MONAI's (``conv3.conv.weight``): checkpoints load either way
+    block.conv3 = nn.Sequential(
+        OrderedDict(subsample=Subsample(stride, spatial_dims), **dict(projection.named_children()))
+    )
+    return block
+
+
 def _check_dims(spatial_dims: int) -> None:
     if spatial_dims not in (2, 3):
         raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
@@ -78,15 +112,18 @@ class Encoder(nn.Module):
         _check_dims(spatial_dims)
         chans = [in_channels, *widths]
         self.stages = nn.ModuleList(
-            UnetResBlock(
+            subsample_before_projection(
+                UnetResBlock(
+                    spatial_dims,
+                    chans[i],
+                    chans[i + 1],
+                    kernel_size=3,
+                    stride=1 if i == 0 else 2,
+                    norm_name=NORM,
+                    act_name=ACT,
+                    dropout=dropout or None,
+                ),
                 spatial_dims,
-                chans[i],
-                chans[i + 1],
-                kernel_size=3,
-                stride=1 if i == 0 else 2,
-                norm_name=NORM,
-                act_name=ACT,
-                dropout=dropout or None,
             )
             for i in range(len(widths))
         )
