@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import re
 import shutil
 
 import nibabel as nib
@@ -207,3 +208,29 @@ def test_cli_one_line_error(tmp_path, capsys):
     assert main(["check", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("pkd-lessons: error:") and "empty" in err[0]
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"seeds": 0}, "seeds=0: a lesson needs at least 1 training seed"),
+        ({"split": (3, 1, 0)}, "split=(3, 1, 0): give three positive shares"),
+        ({"brain_cases": 2}, "brain_cases=2: the split needs at least 3 cases"),
+        ({"student_steps": 0}, "student_steps=0: must be at least 1"),
+    ],
+)
+def test_lesson_settings_refused_before_any_work(tmp_path, setting, message):
+    from pkd_lessons.lessons import Lesson
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Lesson.start("tiny", tmp_path / "data", tmp_path / "out", **setting)
+    assert not (tmp_path / "data").exists()  # no phantom made, nothing replaced
+
+
+def test_lesson_refuses_an_output_folder_it_cannot_write(tmp_path):
+    """Refused at the start, not at the first figure after the training."""
+    from pkd_lessons.lessons import Lesson
+
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(PermissionError, match="output_dir .*a-file/out.*: cannot write the lesson's figures"):
+        Lesson.start("tiny", tmp_path / "data", tmp_path / "a-file" / "out")

@@ -346,3 +346,45 @@ def test_separability_counts_pairs_and_halves_ties():
     x, y = rng.integers(0, 4, 60).astype(float), rng.integers(1, 5, 50).astype(float)  # many ties
     pairs = (x[:, None] > y[None]).mean() + 0.5 * (x[:, None] == y[None]).mean()
     assert separability({"m": {"a": x, "b": y}}, "a", "b")["m"] == pytest.approx(max(pairs, 1 - pairs))
+
+
+def test_synthesis_reads_only_what_its_rows_say():
+    """Lesson 06's closing paragraph: each statement follows the numbers it is given."""
+    from pkd_lessons.lessons.synthesis import synthesis
+
+    def row(method, region, diff, low, high, verdict, detectable=0.01):
+        return {
+            "method": method,
+            "region": region,
+            "diff": diff,
+            "low": low,
+            "high": high,
+            "verdict": verdict,
+            "detectable": detectable,
+        }
+
+    run = [
+        row("pkl", "WT", 0.004, -0.01, 0.02, "no difference detected", 0.025),
+        row("pkl", "ET", -0.03, -0.05, -0.01, "worse"),
+    ]
+    ref = [row("pkl", "WT", 0.008, 0.001, 0.014, "better")]
+    text = synthesis(
+        run,
+        ref,
+        teacher={"WT": 0.90, "ET": 0.85},
+        baseline={"WT": 0.76, "ET": 0.85},
+        ceiling={"WT": 0.88, "ET": 0.87},
+        gradient_ratio=41.6,
+        control_rows=[row("control", "WT", 0.024, 0.011, 0.037, "better")],
+        modality_rows=[
+            row("flair", "WT", 0.06, -0.01, 0.13, "no difference detected"),
+            row("flair", "ET", -0.4, -0.48, -0.33, "worse"),
+        ],
+    )
+    assert "In this run, pkl against the baseline" in text
+    assert "contradict it in ET" in text and "cannot tell in WT (differences smaller than the detectable 2.5 points" in text
+    assert "They support the claim in WT." in text  # the reference's row
+    assert "WT +14.0, ET +0.0 points ahead" in text and "the widest gap is WT" in text
+    assert "WT +2.0, ET -2.0 points: above it in WT, where its targets are cleaner" in text  # against the ceiling
+    assert "cleaner targets do help, in WT" in text and "42 times smaller" in text
+    assert "given flair instead of T1ce" in text and "moves ET by -40.0 points, beyond the detectable" in text

@@ -285,7 +285,56 @@ def performance_page(reports: list[Path], out: Path) -> str:
             "```",
             "",
         ]
+    lines += GPU_INPUT_PATH
+    for path in sorted((out.parent / "benchmarks" / "speedups").glob("*.json")):
+        lines += speedup_section(path)
     return "\n".join(lines)
+
+
+GPU_INPUT_PATH = [
+    "## Keeping a GPU busy",
+    "",
+    "On a GPU one training step of these networks takes milliseconds, so the way a batch *reaches* the",
+    "GPU decides the speed as much as the network does. The trainer therefore keeps the training slices",
+    "(`float16`) and the teacher's cached outputs **on the GPU** when they fit (in pinned host memory with",
+    "asynchronous copies when they do not), draws and **augments each batch there** (flips, intensity,",
+    "a small affine, all in one pass for the batch), runs the networks **channels-last** in bf16/fp16, and",
+    "never makes a step wait for the host to read a loss value. `torch.compile` (`TrainConfig(compile=True)`,",
+    "`pkd-lessons train --compile`) can speed a step up further, but it first spends a minute or more",
+    "tracing and compiling: worth it for the full profile's thousands of steps, not for the quick",
+    "profile's hundreds, hence off by default.",
+    "",
+]
+
+
+def speedup_section(path: Path) -> list[str]:
+    """A report of ``docs/benchmarks/cpu_speedups.py`` as a table of before/after ratios."""
+    from pkd_lessons.markdown import markdown_table
+
+    report = json.loads(path.read_text())
+    rows = [
+        [
+            r["what"],
+            f"{r['before']}: {r['ms_before']:.1f} ms",
+            f"{r['after']}: {r['ms_after']:.1f} ms",
+            f"x{r['ms_before'] / r['ms_after']:.2f}",
+        ]
+        for r in report["rows"]
+        if "ms_before" in r
+    ]
+    extra = [f"{r['what']}: {r['seconds']:.0f} s" for r in report["rows"] if "seconds" in r]
+    return [
+        f"## What each CPU speed-up buys ({path.stem})",
+        "",
+        f"`python docs/benchmarks/cpu_speedups.py`, {report['threads']} threads, torch {report['torch']}, "
+        f"bf16 in hardware: {'yes' if report['bf16_native'] else 'no'}, {report['date'][:10]}; each pair timed "
+        "alternately in one run, the fastest of six rounds (the quick profile's student: widths 8-64, "
+        "batch 16, 64x64 windows).",
+        "",
+        markdown_table(["what", "before", "after", "speed-up"], rows),
+        "",
+        *(["; ".join(extra) + ".", ""] if extra else []),
+    ]
 
 
 def phantom_page() -> str:

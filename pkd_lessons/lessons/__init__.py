@@ -7,6 +7,7 @@
   interactive slice viewer.
 * :mod:`~pkd_lessons.lessons.published` - the paper's and other published numbers, as data.
 * :mod:`~pkd_lessons.lessons.reference` - the reference results the lessons print beside their own.
+* :mod:`~pkd_lessons.lessons.synthesis` - lesson 06's closing reading of the paper's claim, from a run's numbers.
 * :mod:`~pkd_lessons.lessons.assignments` - exercises in nbgrader's markup and the student versions.
 """
 
@@ -21,7 +22,8 @@ __getattr__, __dir__, __all__ = lazy_exports(
         ".runner": "find_notebooks run_lessons",
         ".viewer": "SliceViewer error_figure render_slice",
         ".published": "gap_markdown published_markdown t1ce_gaps",
-        ".reference": "load_reference reference_gap_section reference_section",
+        ".reference": "load_reference reference_gap_section reference_records reference_section",
+        ".synthesis": "PAPER_CLAIM claim_reading synthesis",
         ".assignments": "exercises student_version write_assignments",
     },
 )

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -107,11 +108,28 @@ class Lesson:
         output_dir: str | os.PathLike = ".",
         **overrides,
     ) -> Lesson:
-        """Resolve the parameters cell: profile, data folder, output folder, overrides."""
+        """Resolve the parameters cell: profile, data folder, output folder, overrides.
+
+        Raises:
+            ValueError: a setting that cannot work (fewer than one seed, an empty group of the split,
+                fewer phantom cases than the split needs), named with what it must be; checked here,
+                before any data is generated or any network trained.
+            PermissionError: an output folder that cannot be written.
+        """
         settings = get_profile(profile, **overrides)
+        check_settings(settings)
         root = Path(data_root) if data_root else default_data_root()
         out = Path(output_dir)
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            with atomic_file(out / ".write-check") as tmp:
+                tmp.write_text("")
+            (out / ".write-check").unlink()
+        except OSError as err:
+            raise PermissionError(
+                f"output_dir {str(out)!r}: cannot write the lesson's figures there ({err.strerror or err}); "
+                "choose a folder you can write"
+            ) from None
         return cls(settings, root, out)
 
     # -- data ------------------------------------------------------------------------------------
@@ -204,6 +222,7 @@ class Lesson:
                 else self.settings["slice_crop"]
             ),
             "dropout": self.settings["dropout"],
+            "amp": self.settings["amp"],
         }
         settings["validate_every"] = validation_interval(settings["steps"], self.settings["validations"])
         settings.update(overrides)
@@ -238,7 +257,15 @@ class Lesson:
             "code": behaviour_fingerprint(cfg, train[0].convention),
         }
 
-    def run(self, method: str, seed: int = 0, dataset: str = "brain", progress: bool | None = None, **overrides) -> Run:
+    def run(
+        self,
+        method: str,
+        seed: int = 0,
+        dataset: str = "brain",
+        progress: bool | None = None,
+        reuse_only: bool = False,
+        **overrides,
+    ) -> Run | None:
         """Train (or reuse) one run and score it on the held-out cases.
 
         A stored run is reused only when its settings, data, teacher and the code's behaviour are
@@ -251,11 +278,13 @@ class Lesson:
             seed: training seed.
             dataset: ``"brain"`` or ``"cardiac"``.
             progress: progress bars (None: :func:`progress_bars`).
+            reuse_only: return the stored run, or None where there is none to reuse (nothing is
+                trained, but a distilled run's teacher).
             **overrides: training settings to change (a changed setting is a different run); a
                 distilled run's teacher takes them too, but for :data:`STUDENT_ONLY`.
 
         Returns:
-            The :class:`Run`.
+            The :class:`Run` (None only with ``reuse_only``).
         """
         from pkd_lessons.training.trainer import load_model, train  # heavy; imported when a lesson trains
 
@@ -270,20 +299,13 @@ class Lesson:
         if cfg.needs_teacher:  # its teacher: the same network shape, data and schedule as this run
             teacher = self.run("teacher", 0, dataset, progress=progress, **overrides)
         identity = self.identity(cfg, dataset, teacher)
+        if reuse_only:
+            saved, _ = reusable(folder, identity)
+            return None if saved is None else _stored_run(name, folder, cfg, identity, saved)
         with run_lock(folder):
             saved, why = reusable(folder, identity)
             if saved is not None:
-                return Run(
-                    name,
-                    folder,
-                    cfg,
-                    saved["metrics"],
-                    saved["history"],
-                    saved["info"],
-                    identity,
-                    saved["checkpoint_sha256"],
-                    reused=True,
-                )
+                return _stored_run(name, folder, cfg, identity, saved)
             if why:
                 print(f"{why}; training {name} again")
             device = pick_device(self.settings["device"])
@@ -317,6 +339,63 @@ class Lesson:
                 provenance=provenance(),
             )
         return Run(name, folder, cfg, metrics, dict(trainer.history), info, identity, record["checkpoint_sha256"])
+
+    def runs(
+        self, methods: Sequence[str], seeds: Sequence[int] | None = None, dataset: str = "brain", **overrides
+    ) -> dict[str, list[Run]]:
+        """Train (or reuse) every method over the seeds, several runs at a time on a CPU.
+
+        The runs of ``{m: [self.run(m, seed=s, ...) for s in seeds] for m in methods}`` (the same
+        settings and identities; the last bits of a result depend on the thread count). On a CPU
+        with more than one core, the runs to train are spread over one process per core, each with
+        a single thread: this network's small convolutions use two threads poorly, so two
+        single-threaded runs side by side finish sooner than the same two one after the other with
+        two threads each (``docs/benchmarks/cpu_speedups.py``, 2 cores: 1.2-1.5x over repeated runs). A
+        distilled run's teacher is trained (or found) first. One line per run says what was done.
+
+        Args:
+            methods: method names (see :meth:`run`).
+            seeds: training seeds (default: the profile's, :attr:`seeds`).
+            dataset: the data set.
+            **overrides: training settings, as in :meth:`run`.
+
+        Returns:
+            method -> its runs, in the order of ``seeds``.
+        """
+        seeds = self.seeds if seeds is None else list(seeds)
+        jobs = [(m, s) for m in methods for s in seeds]
+        self.split(dataset)  # the phantoms made once, before any worker reads them
+        if any(TrainConfig(method=m).needs_teacher for m in methods):
+            self.run("teacher", 0, dataset, **overrides)
+        done: dict[tuple[str, int], Run] = {}
+        for job in jobs:
+            stored = self.run(*job, dataset, reuse_only=True, **overrides)
+            if stored is not None:
+                done[job] = stored
+        todo = [job for job in jobs if job not in done]
+        device = pick_device(self.settings["device"])
+        workers = min(len(todo), os.cpu_count() or 1) if device.type == "cpu" else 1
+        samples = self.config(todo[0][0], 0, dataset, **overrides) if todo else None
+        if samples is not None and samples.steps * samples.batch_size < POOL_MIN_SAMPLES:
+            workers = 1  # toy runs: starting the processes would cost more than it saves
+        if workers > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            print(f"training {len(todo)} runs, {workers} at a time (one per CPU core):")
+            context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch threads
+            # the workers get the settings and folders, not the loaded cases (each loads them once)
+            light = replace(self, _splits={}, _fingerprints={})
+            with ProcessPoolExecutor(workers, mp_context=context, initializer=_one_thread) as pool:
+                futures = {job: pool.submit(_run_in_worker, light, *job, dataset, overrides) for job in todo}
+                for job, future in futures.items():
+                    done[job] = future.result()
+                    _say(done[job])
+        else:
+            for job in todo:
+                done[job] = self.run(*job, dataset, **overrides)
+                _say(done[job])
+        return {m: [done[m, s] for s in seeds] for m in methods}
 
     def model(self, run: Run):
         """Load a run's network (eval mode, on the lesson's device)."""
@@ -456,6 +535,80 @@ class Lesson:
             tmp.write_text(text)
         shown = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("!["))
         show("### What this run showed", shown.strip())
+
+
+def check_settings(settings: dict) -> None:
+    """Refuse lesson settings that cannot work, with one line naming the parameter.
+
+    Args:
+        settings: a profile's settings with the notebook's overrides (:func:`get_profile`).
+
+    Raises:
+        ValueError: ``seeds`` below 1; a ``split`` that is not three positive shares (training,
+            validation, test cases); ``brain_cases`` or ``cardiac_cases`` fewer than 3 (one case per
+            group); a step count or batch size below 1.
+
+    Examples:
+        >>> check_settings({**get_profile("quick"), "seeds": 0})
+        Traceback (most recent call last):
+        ...
+        ValueError: seeds=0: a lesson needs at least 1 training seed
+    """
+    if int(settings["seeds"]) < 1:
+        raise ValueError(f"seeds={settings['seeds']}: a lesson needs at least 1 training seed")
+    split = tuple(settings["split"])
+    if len(split) != 3 or min(split) <= 0:
+        raise ValueError(
+            f"split={split}: give three positive shares (training, validation, test cases), e.g. (12, 4, 20)"
+        )
+    for key in ("brain_cases", "cardiac_cases"):
+        if int(settings[key]) < len(split):
+            raise ValueError(f"{key}={settings[key]}: the split needs at least {len(split)} cases, one per group")
+    for key in ("teacher_steps", "student_steps", "cardiac_steps", "batch_size", "cardiac_batch_size"):
+        if int(settings[key]) < 1:
+            raise ValueError(f"{key}={settings[key]}: must be at least 1")
+
+
+def _one_thread() -> None:
+    """A worker of :meth:`Lesson.runs`: one thread for the network's operations."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+_WORKER_LESSONS: dict[str, Lesson] = {}
+#: Below this many training samples per run (steps x batch), Lesson.runs trains one run at a time.
+POOL_MIN_SAMPLES = 1000
+
+
+def _stored_run(name: str, folder: Path, cfg: TrainConfig, identity: dict, saved: dict) -> Run:
+    """A :class:`Run` from a stored record that :func:`reusable` accepted."""
+    return Run(
+        name,
+        folder,
+        cfg,
+        saved["metrics"],
+        saved["history"],
+        saved["info"],
+        identity,
+        saved["checkpoint_sha256"],
+        reused=True,
+    )
+
+
+def _run_in_worker(lesson: Lesson, method: str, seed: int, dataset: str, overrides: dict) -> Run:
+    """One run of :meth:`Lesson.runs` in a worker process, without progress bars; the worker keeps
+    the lesson (and the cases it loaded) for its next run."""
+    lesson = _WORKER_LESSONS.setdefault(repr((lesson.settings, lesson.data_root, lesson._folders)), lesson)
+    return lesson.run(method, seed, dataset, progress=False, **overrides)
+
+
+def _say(run: Run) -> None:
+    """One line: what :meth:`Lesson.runs` did for a run."""
+    if run.reused:
+        print(f"{run.name}: reused (trained earlier with these settings)")
+    else:
+        print(f"{run.name}: trained, {run.info['seconds']:.0f} s")
 
 
 def progress_bars() -> bool:

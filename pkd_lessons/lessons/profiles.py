@@ -37,7 +37,7 @@ QUICK: dict = {
     "validations": 6,
     "device": "cpu",
     # bf16 where the CPU computes it in hardware (pkd_lessons.training.precision.cpu_bf16_native):
-    # a student's inference 2.2x, its training step 1.2x faster; float32 elsewhere
+    # a student's inference 2-3x, its training step 1.2-1.7x faster; float32 elsewhere
     "amp": "native",
     # the distilled students (and "control") compared over seeds here; the rest: reference results
     "methods": ("kd", "rkd", "pkl"),

@@ -110,6 +110,8 @@ def _execute(selected: list[Path], out: Path, settings: dict, data_root: Path, t
         target = out / "notebooks" / nb.name
         lesson_out = out / "outputs" / stem
         lesson_out.mkdir(parents=True, exist_ok=True)
+        # a summary left by an earlier execution must not stand under this one's status if this one fails
+        (lesson_out / "summary.md").unlink(missing_ok=True)
         target.parent.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         try:

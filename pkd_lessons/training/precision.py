@@ -39,9 +39,10 @@ class Precision:
 def cpu_bf16_native() -> bool:
     """Whether this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX).
 
-    On such CPUs oneDNN's bf16 convolutions are faster than float32 ones (measured on 2 cores of an
-    AVX512-BF16 machine, the quick profile's student: inference 2.2x, a training step 1.2x); elsewhere
-    bf16 is emulated and slower, so the quick profile asks for it only here (``amp="native"``).
+    On such CPUs oneDNN's bf16 convolutions are faster than float32 ones (the quick profile's student
+    on 2 cores of an AVX512-BF16 machine, ``docs/benchmarks/cpu_speedups.py`` over repeated runs:
+    inference 2.2-2.9x, a training step 1.2-1.7x); elsewhere bf16 is emulated and slower, so the
+    quick profile asks for it only here (``amp="native"``).
     """
     return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 

@@ -14,8 +14,8 @@ __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
         ".data": "REGION_COLOURS best_slice class_intensities plot_class_histograms separability show_annotation_noise "
-        "show_modalities show_predictions",
+        "show_modalities show_predictions compare_students",
         ".training": "attention_figure benchmark_figure embedding_figure pair_distances pca_2d plateau_reading "
-        "plot_curves plot_training retrieval weight_map_figure",
+        "plot_curves plot_training retrieval weight_map_figure forest_plot",
     },
 )

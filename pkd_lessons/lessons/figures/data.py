@@ -243,3 +243,64 @@ def show_predictions(
     fig.suptitle(f"{volume.case_id}, slice {index}, on {volume.modalities[channel]}")
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     return fig
+
+
+def compare_students(
+    volume: CaseVolume,
+    predictions: dict[str, np.ndarray],
+    modality: str | None = None,
+    index: int | None = None,
+    region: str = "WT",
+    axis: int = 2,
+    size: float = 2.6,
+) -> plt.Figure:
+    """Students side by side on one slice: each one's outlines (top row), and where it is wrong about
+    one region (bottom row), with the truth's outline of that region drawn over its errors.
+
+    Args:
+        volume: the case (with its truth).
+        predictions: name -> class map of the volume's shape, e.g. ``{"baseline": ..., "pkl": ...}``.
+        modality: the image shown underneath (default: the first).
+        index: slice (default: the one with most labelled voxels).
+        region: the region whose errors the bottom row shows.
+        axis: slicing axis.
+        size: inches per panel.
+
+    Returns:
+        The figure; each bottom panel's title counts the region's missed and extra voxels on the slice.
+    """
+    index = best_slice(volume, axis) if index is None else index
+    channel = volume.modalities.index(modality) if modality else 0
+    image = _display(volume, channel, axis, index)
+    names = volume.convention.region_names
+    r = names.index(region)
+    truth = _take(volume.convention.to_regions(volume.truth)[r], axis, index)
+    fig, axes = plt.subplots(2, len(predictions), figsize=(size * len(predictions), size * 2.15), squeeze=False)
+    for (top, bottom), (title, classes) in zip(axes.T, predictions.items()):
+        regions = volume.convention.to_regions(classes)
+        top.imshow(image, cmap="gray", origin="lower")
+        _outline(top, [_take(x, axis, index) for x in regions], names)
+        top.set_title(title)
+        predicted = _take(regions[r], axis, index)
+        errors = np.zeros(truth.shape, dtype=int)
+        errors[truth & ~predicted] = 1  # missed
+        errors[predicted & ~truth] = 2  # extra
+        bottom.imshow(image, cmap="gray", origin="lower")
+        bottom.imshow(
+            np.ma.masked_equal(errors, 0), cmap=ListedColormap(["#4cc9f0", "#ff4d6d"]), vmin=1, vmax=2, origin="lower"
+        )
+        if truth.any():
+            bottom.contour(truth.astype(float), levels=[0.5], colors=["white"], linewidths=0.8)
+        bottom.set_title(f"{region}: {int((errors == 1).sum())} missed, {int((errors == 2).sum())} extra", fontsize=9)
+        for ax in (top, bottom):
+            ax.axis("off")
+    handles = [plt.Line2D([], [], color=c, label=n) for n, c in zip(names, REGION_COLOURS)]
+    handles += [
+        Patch(color="#4cc9f0", label=f"{region} missed"),
+        Patch(color="#ff4d6d", label=f"{region} extra"),
+        plt.Line2D([], [], color="0.6", label=f"{region} truth (white outline)"),
+    ]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize=8)
+    fig.text(0.5, 0.995, f"{volume.case_id}, slice {index}, on {volume.modalities[channel]}", ha="center", va="top")
+    fig.tight_layout(rect=(0, 0.05, 1, 0.97))
+    return fig

@@ -51,7 +51,8 @@ def plot_training(
     """Training loss and validation Dice side by side, as in MONAI's BraTS tutorial.
 
     Left: each run's total loss per step (moving average). Right: each run's validation Dice per
-    region against the step (a line style per run, a colour per region).
+    region against the step. In both panels a line style stands for a run and, on the right, a
+    colour for a region; the legends sit under the panels, clear of the curves' last steps.
 
     Args:
         histories: run name -> history (``loss`` per step; ``val_step`` and ``val_<region>``).
@@ -68,7 +69,8 @@ def plot_training(
                 np.arange(k, loss.size + 1),
                 np.convolve(loss, np.ones(k) / k, mode="valid"),
                 label=name,
-                color=f"C{i}",
+                color="0.25",
+                linestyle=styles[i % len(styles)],
                 linewidth=1.2,
             )
         steps = hist.get("val_step", [])
@@ -88,7 +90,7 @@ def plot_training(
     right.set(xlabel="step", ylabel="Dice on the validation cases", title="validation Dice", ylim=(0, 1))
     for ax in (left, right):
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7, frameon=False)
+            ax.legend(fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3)
     fig.tight_layout()
     return fig
 
@@ -290,4 +292,61 @@ def benchmark_figure(report: Mapping) -> plt.Figure:
     ax.margins(x=0.15)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
+    return fig
+
+
+def forest_plot(
+    rows: Sequence[Mapping], scale: float = 100.0, unit: str = "Dice points", size: float = 3.2
+) -> plt.Figure:
+    """Paired differences from the baseline with their 95 % intervals, one panel per region.
+
+    Each method is one line: its mean difference (dot) and crossed interval (bar). Behind it, a grey
+    band spans plus and minus the comparison's detectable difference (80 % power): a true effect
+    inside the band would often go unseen. A dashed line marks no difference. Methods whose
+    interval excludes 0 are drawn in colour (blue better, red worse), the others in black.
+
+    Args:
+        rows: :func:`~pkd_lessons.evaluation.statistics.compare` rows (``method``, ``region``,
+            ``diff``, ``low``, ``high``, ``detectable``, ``verdict``).
+        scale: 100 for Dice in points.
+        unit: the axis's unit.
+        size: inches per panel.
+
+    Returns:
+        The figure.
+    """
+    regions = list(dict.fromkeys(r["region"] for r in rows))
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    colour = {"better": "#1d70b8", "worse": "#d4351c"}
+    fig, axes = plt.subplots(1, len(regions), figsize=(size * len(regions), 0.45 * len(methods) + 1.3), squeeze=False)
+    for ax, region in zip(axes[0], regions):
+        for y, method in enumerate(methods):
+            row = next((r for r in rows if r["method"] == method and r["region"] == region), None)
+            if row is None:
+                continue
+            d = scale * row["detectable"]
+            ax.barh(y, 2 * d, left=-d, height=0.6, color="0.88", zorder=0)
+            c = colour.get(row["verdict"], "black")
+            ax.errorbar(
+                scale * row["diff"],
+                y,
+                xerr=[[scale * (row["diff"] - row["low"])], [scale * (row["high"] - row["diff"])]],
+                fmt="o",
+                color=c,
+                capsize=3,
+                markersize=4,
+            )
+        ax.axvline(0, color="0.4", linestyle="--", linewidth=0.8)
+        ax.set_yticks(range(len(methods)), methods if ax is axes[0][0] else [""] * len(methods))
+        ax.invert_yaxis()
+        ax.set_title(region)
+    handles = [
+        plt.Line2D([], [], marker="o", color="black", label="mean and 95 % interval"),
+        plt.Rectangle((0, 0), 1, 1, color="0.88", label="detectable difference (80 % power)"),
+        plt.Line2D([], [], marker="o", color=colour["better"], label="better"),
+        plt.Line2D([], [], marker="o", color=colour["worse"], label="worse"),
+    ]
+    fig.supxlabel(f"difference from the baseline ({unit})", y=0.1, fontsize=9)
+    fig.legend(handles=handles, loc="lower center", ncol=4, frameon=False, fontsize=8)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     return fig
