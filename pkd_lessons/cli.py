@@ -285,7 +285,7 @@ def build_parser(defaults: TrainConfig = DEFAULT) -> argparse.ArgumentParser:
         "--profile",
         choices=[*PROFILES, "auto"],
         default="quick",
-        help="quick (default): the CPU path, about 20 minutes for the series on 2 cores; lab: one "
+        help="quick (default): the CPU path, about 26 minutes for the series on 2 cores; lab: one "
         "classroom GPU such as Colab's T4; full: a larger GPU; auto: lab on a GPU, else quick",
     )
     ls.add_argument("--out", default="results", help="output folder (default ./results)")

@@ -382,9 +382,12 @@ def test_synthesis_reads_only_what_its_rows_say():
         ],
     )
     assert "In this run, pkl against the baseline" in text
-    assert "contradict it in ET" in text and "cannot tell in WT (differences smaller than the detectable 2.5 points" in text
+    assert (
+        "contradict it in ET" in text
+        and "cannot tell in WT (differences smaller than the detectable 2.5 points" in text
+    )
     assert "They support the claim in WT." in text  # the reference's row
-    assert "WT +14.0, ET +0.0 points ahead" in text and "the widest gap is WT" in text
+    assert "WT +14.0, ET +0.0 points ahead" in text and "the widest gap is WT" in text.replace("\n", " ")
     assert "WT +2.0, ET -2.0 points: above it in WT, where its targets are cleaner" in text  # against the ceiling
     assert "cleaner targets do help, in WT" in text and "42 times smaller" in text
     assert "given flair instead of T1ce" in text and "moves ET by -40.0 points, beyond the detectable" in text

@@ -154,6 +154,7 @@ def test_error_figure_shows_each_modality_with_the_colour_key(case, predictions)
     assert np.array_equal(
         shown, render_slice(case, index, "flair", predictions=predictions, difference=True, alpha=0.8, zoom=1)
     )
-    assert [t.get_text() for t in fig.legends[0].get_texts()] == list(DIFF_COLOURS)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [*DIFF_COLOURS, "truth: whole tumour (white outline)"]
+    assert all(ax.collections for ax in fig.axes)  # the truth's outline drawn on every panel
     with pytest.raises(ValueError, match="outside"):
         error_figure(case, 10_000, predictions)

@@ -120,7 +120,8 @@ def error_figure(
     """The difference view of one slice in several modalities side by side, with its colour key.
 
     The static counterpart of :class:`SliceViewer` with *errors* ticked: red where only the student
-    is wrong, blue where only the teacher is, amber where both are.
+    is wrong, blue where only the teacher is, amber where both are; the truth's whole tumour is
+    outlined in white over them.
 
     Args:
         volume: the case.
@@ -143,18 +144,23 @@ def error_figure(
         for m in modalities
     ]  # first, so that bad input leaves no figure behind
     fig, axes = plt.subplots(1, len(modalities), figsize=(3.5 * len(modalities), 3.6), squeeze=False)
+    # the whole tumour (every labelled class) in the views' orientation: rows = the second axis, flipped
+    tumour = (volume.truth[:, :, index] > 0).T[::-1] if volume.truth is not None else None
     for ax, m, view in zip(axes[0], modalities, views):
         ax.imshow(view)
+        if tumour is not None and tumour.any():
+            ax.contour(tumour.astype(float), levels=[0.5], colors=["white"], linewidths=0.8)
         ax.set_title(f"{m}, slice {index}")
         ax.axis("off")
     fig.legend(
-        handles=[Patch(color=np.array(c) / 255, label=name) for name, c in DIFF_COLOURS.items()],
+        handles=[Patch(color=np.array(c) / 255, label=name) for name, c in DIFF_COLOURS.items()]
+        + [Patch(facecolor="none", edgecolor="0.4", label="truth: whole tumour (white outline)")],
         loc="lower center",
-        ncol=len(DIFF_COLOURS),
+        ncol=2,
         frameon=False,
         fontsize=8,
     )
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.tight_layout(rect=(0, 0.14, 1, 1))
     return fig
 
 

@@ -185,7 +185,8 @@ def plot_class_histograms(intensities: dict[str, dict[str, np.ndarray]], size: f
             if len(values):
                 ax.hist(values, bins=bins, density=True, histtype="step", label=name, linewidth=1.3)
         ax.set_title(m)
-        ax.set_xlabel("z-score")
+        ax.set_xlabel("intensity (z-score within the brain)")
+    np.atleast_1d(axes)[0].set_ylabel("share of the class's voxels (density)")
     np.atleast_1d(axes)[0].legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -188,7 +188,8 @@ def pca_2d(points: np.ndarray) -> np.ndarray:
 
 
 def embedding_figure(pairs: Mapping[str, tuple[np.ndarray, np.ndarray]], size: float = 3.6) -> plt.Figure:
-    """Student (circles) and teacher (crosses) embeddings of the same images, a line joining each pair.
+    """Student (circles) and teacher (crosses) embeddings of the same images, a grey line joining
+    each image's pair (short lines: the student places the image where the teacher does).
 
     Args:
         pairs: panel title -> ``(student (B, D), teacher (B, D))``; one panel each, projected together
@@ -198,14 +199,12 @@ def embedding_figure(pairs: Mapping[str, tuple[np.ndarray, np.ndarray]], size: f
     for ax, (title, (s, t)) in zip(axes[0], pairs.items()):
         xy = pca_2d(np.concatenate([s, t]))
         ps, pt = xy[: len(s)], xy[len(s) :]
-        colours = plt.cm.viridis(np.linspace(0, 1, len(s)))
-        for a, b, c in zip(ps, pt, colours):
-            ax.plot([a[0], b[0]], [a[1], b[1]], color=c, alpha=0.4, linewidth=0.8)
-        ax.scatter(ps[:, 0], ps[:, 1], c=colours, marker="o", s=18, label="student")
-        ax.scatter(pt[:, 0], pt[:, 1], c=colours, marker="x", s=24, label="teacher")
+        for a, b in zip(ps, pt):
+            ax.plot([a[0], b[0]], [a[1], b[1]], color="0.6", alpha=0.6, linewidth=0.8)
+        ax.scatter(ps[:, 0], ps[:, 1], color="C0", marker="o", s=18, label="student")
+        ax.scatter(pt[:, 0], pt[:, 1], color="C1", marker="x", s=24, label="teacher")
         ax.set_title(title, fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
+        ax.set(xlabel="principal component 1", ylabel="principal component 2", xticks=[], yticks=[])
     axes[0, 0].legend(fontsize=8, frameon=False)
     fig.tight_layout()
     return fig
@@ -247,9 +246,21 @@ def retrieval(s: np.ndarray, t: np.ndarray) -> dict[str, float]:
 
 
 def attention_figure(
-    image: np.ndarray, attention: np.ndarray, modalities: Sequence[str], size: float = 2.6
+    image: np.ndarray,
+    attention: np.ndarray,
+    modalities: Sequence[str],
+    size: float = 2.6,
+    truth: np.ndarray | None = None,
 ) -> plt.Figure:
-    """The teacher's fusion weights at the finest scale: one map per modality, in [0, 1]."""
+    """The teacher's fusion weights at the finest scale: one map per modality, in [0, 1].
+
+    Args:
+        image: the slice shown first (one modality).
+        attention: ``(M, H, W)`` weights.
+        modalities: their names.
+        size: inches per panel.
+        truth: an optional ``(H, W)`` tumour mask, outlined in white on every panel.
+    """
     fig, axes = plt.subplots(1, len(modalities) + 1, figsize=(size * (len(modalities) + 1), size * 1.1))
     axes[0].imshow(image.T, cmap="gray", origin="lower")
     axes[0].set_title("input (first modality)", fontsize=9)
@@ -257,8 +268,12 @@ def attention_figure(
         im = ax.imshow(a.T, cmap="viridis", vmin=0, vmax=1, origin="lower")
         ax.set_title(f"weight of {m}", fontsize=9)
     for ax in axes:
+        if truth is not None and truth.any():
+            ax.contour(truth.T.astype(float), levels=[0.5], colors=["white"], linewidths=0.7)
         ax.axis("off")
-    fig.colorbar(im, ax=axes[-1], fraction=0.046)
+    fig.colorbar(
+        im, ax=axes[-1], fraction=0.046, label="fusion weight" + (" (white: tumour)" if truth is not None else "")
+    )
     fig.tight_layout()
     return fig
 
