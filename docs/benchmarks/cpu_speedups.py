@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from pkd_lessons.models import student
 from pkd_lessons.models.heads import box_mean
+from pkd_lessons.training.precision import cpu_bf16_native
 
 
 def fastest(variants: dict, rounds: int = 6, calls: int = 5) -> dict[str, float]:
@@ -176,7 +177,7 @@ def main() -> None:
         "torch": torch.__version__,
         "cpu": platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(),
-        "bf16_native": bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()),
+        "bf16_native": cpu_bf16_native(),
         "rows": rows,
     }
     with open(args.out, "w") as f:

@@ -375,8 +375,8 @@ class Lesson:
         todo = [job for job in jobs if job not in done]
         device = pick_device(self.settings["device"])
         workers = min(len(todo), os.cpu_count() or 1) if device.type == "cpu" else 1
-        samples = self.config(todo[0][0], 0, dataset, **overrides) if todo else None
-        if samples is not None and samples.steps * samples.batch_size < POOL_MIN_SAMPLES:
+        first = self.config(todo[0][0], 0, dataset, **overrides) if todo else None
+        if first is not None and first.steps * first.batch_size < POOL_MIN_SAMPLES:
             workers = 1  # toy runs: starting the processes would cost more than it saves
         if workers > 1:
             import multiprocessing
