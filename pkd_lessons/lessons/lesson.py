@@ -98,6 +98,7 @@ class Lesson:
     _splits: dict = field(default_factory=dict, repr=False)
     _folders: dict = field(default_factory=dict, repr=False)
     _fingerprints: dict = field(default_factory=dict, repr=False)
+    _predictors: dict = field(default_factory=dict, repr=False)
     _modality: dict = field(default_factory=lambda: dict(STUDENT_MODALITY), repr=False)
 
     @classmethod
@@ -385,7 +386,7 @@ class Lesson:
             print(f"training {len(todo)} runs, {workers} at a time (one per CPU core):")
             context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch threads
             # the workers get the settings and folders, not the loaded cases (each loads them once)
-            light = replace(self, _splits={}, _fingerprints={})
+            light = replace(self, _splits={}, _fingerprints={}, _predictors={})
             with ProcessPoolExecutor(workers, mp_context=context, initializer=_one_thread) as pool:
                 futures = {job: pool.submit(_run_in_worker, light, *job, dataset, overrides) for job in todo}
                 for job, future in futures.items():
@@ -496,13 +497,19 @@ class Lesson:
         return np.array(s_emb), np.array(t_emb)
 
     def predict(self, run: Run, volume: CaseVolume):
-        """A run's class map of one case."""
+        """A run's class map of one case, computed as its held-out scores were (the same field of
+        view and precision; the network is loaded once per run)."""
         from pkd_lessons.evaluation.prediction import inference_window, predict_volume
+        from pkd_lessons.training.precision import choose_precision
 
         device = pick_device(self.settings["device"])
-        return predict_volume(
-            self.model(run), volume, run.config.input_modalities, device=device, **inference_window(run.config)
-        )
+        key = (str(run.checkpoint), run.checkpoint_sha256)
+        if key not in self._predictors:
+            precision = choose_precision(device.type, run.config.amp)
+            self._predictors[key] = (self.model(run), precision if precision.dtype else None)
+        model, precision = self._predictors[key]
+        how = dict(inference_window(run.config), device=device, precision=precision)
+        return predict_volume(model, volume, run.config.input_modalities, **how)
 
     def slice_logits(self, run: Run, volume: CaseVolume, index: int):
         """A run's logits on one axial slice, ``(K, X, Y)``, through the field of view it trained on
