@@ -82,7 +82,7 @@ def show_modalities(
         handles = [plt.Line2D([], [], color=c, label=r) for r, c in zip(volume.convention.region_names, REGION_COLOURS)]
         fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
     fig.suptitle(f"{volume.case_id}, slice {index}")
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.tight_layout(rect=(0, 0.06, 1, 0.92))
     return fig
 
 
@@ -125,7 +125,7 @@ def show_annotation_noise(
     handles += [Patch(color="#ef233c", label="rater added"), Patch(color="#4361ee", label="rater missed")]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize=8)
     fig.suptitle(f"{volume.case_id}, slice {index}, on {volume.modalities[modality]}: outlines by region")
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.tight_layout(rect=(0, 0.07, 1, 0.92))
     return fig
 
 
@@ -242,7 +242,7 @@ def show_predictions(
     handles = [plt.Line2D([], [], color=c, label=r) for r, c in zip(names, REGION_COLOURS)]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
     fig.suptitle(f"{volume.case_id}, slice {index}, on {volume.modalities[channel]}")
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.tight_layout(rect=(0, 0.06, 1, 0.92))
     return fig
 
 
