@@ -13,6 +13,7 @@ import pytest
 
 import pkd_lessons.training.trainer as trainer_module
 from pkd_lessons.data.labels import CONVENTIONS
+from pkd_lessons.evaluation.prediction import score_case
 from pkd_lessons.lessons.lesson import Lesson
 from pkd_lessons.lessons.reference import REFERENCE_FILE, load_reference, reference_section, stale_runs
 from pkd_lessons.phantoms.sets import physics_id
@@ -63,6 +64,13 @@ def test_a_run_is_reused_only_while_everything_that_made_it_matches(tmp_path, tr
     assert trained == ["teacher", "rkd"] and again.reused  # nothing trained again
     assert again.metrics == first.metrics and again.checkpoint_sha256 == first.checkpoint_sha256
     assert set(again.identity) == {"config", "data", "teacher", "code"}
+    # the lessons' predictions are the maps the held-out scores were computed from
+    _, test = lesson(tmp_path).split()
+    assert all(
+        score_case(lesson(tmp_path).predict(again, v), v.truth, v.convention, v.spacing)
+        == again.metrics["cases"][v.case_id]
+        for v in test
+    )
 
     # another teacher (trained longer): the teacher is trained again, and so is its student
     lesson(tmp_path, teacher_steps=5).run("rkd", progress=False)
