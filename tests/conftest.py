@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-import pytest
+# One thread per PyTorch process, set before torch is first imported here and inherited by every
+# notebook kernel and subprocess the tests start. A two-threaded process whose second core another
+# job is using waits for that core at every parallel region: measured on 2 cores, a student's
+# training step took 380-409 ms with two threads beside a single-threaded CPU-bound job and 107 ms
+# with one (75 ms with two and 118 ms with one on the idle machine). The suite must keep its
+# margin under CI's limit when it shares the machine; the lessons' pools use one thread per worker
+# already.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from pkd_lessons.lessons.runner import find_notebooks
-from pkd_lessons.phantoms import make_phantoms
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from pkd_lessons.lessons.runner import find_notebooks  # noqa: E402
+from pkd_lessons.phantoms import make_phantoms  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = find_notebooks(REPO / "notebooks")
