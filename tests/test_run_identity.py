@@ -65,10 +65,10 @@ def test_a_run_is_reused_only_while_everything_that_made_it_matches(tmp_path, tr
     assert again.metrics == first.metrics and again.checkpoint_sha256 == first.checkpoint_sha256
     assert set(again.identity) == {"config", "data", "teacher", "code"}
     # the lessons' predictions are the maps the held-out scores were computed from
-    _, test = lesson(tmp_path).split()
+    reader = lesson(tmp_path)
+    _, test = reader.split()
     assert all(
-        score_case(lesson(tmp_path).predict(again, v), v.truth, v.convention, v.spacing)
-        == again.metrics["cases"][v.case_id]
+        score_case(reader.predict(again, v), v.truth, v.convention, v.spacing) == again.metrics["cases"][v.case_id]
         for v in test
     )
 
