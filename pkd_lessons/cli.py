@@ -304,6 +304,12 @@ def build_parser(defaults: TrainConfig = DEFAULT) -> argparse.ArgumentParser:
         "--out", default=None, help="JSON file (default: the package's pkd_lessons/lessons/reference_brain.json)"
     )
     rf.add_argument("--profile", default="reference", help="profile of the runs (default reference)")
+    rf.add_argument(
+        "--rescore",
+        action="store_true",
+        help="score the stored runs of --out again from their checkpoints in --data, without training "
+        "them (after a change of prediction or metrics only; refused where training has changed)",
+    )
     rf.add_argument("--data", default=None, help="folder for the phantoms and the runs (default $PKD_LESSONS_DATA)")
     rf.add_argument(
         "--seeds",
@@ -711,6 +717,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             written = write_assignments(args.out, args.notebooks, args.overwrite)
             print(f"wrote {len(written)} student notebook(s) to {args.out}")
+            return 0
+        if args.command == "reference" and args.rescore:
+            given = [
+                f"--{k.replace('_', '-')}" for k in ("seeds", "seeds_of", "methods") if getattr(args, k) is not None
+            ]
+            if given or args.profile != "reference":
+                given += ["--profile"] if args.profile != "reference" else []
+                raise SystemExit(f"reference --rescore scores the stored runs as they are; drop {', '.join(given)}")
+            from pkd_lessons.lessons.reference import REFERENCE_FILE
+            from pkd_lessons.lessons.rescore import rescore_reference
+
+            print(f"written: {rescore_reference(args.out or REFERENCE_FILE, args.data)}")
             return 0
         if args.command == "reference":
             from pkd_lessons.lessons.reference import REFERENCE_FILE, build_reference

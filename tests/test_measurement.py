@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from pkd_lessons.data import find_cases, load_cases
+from pkd_lessons.errors import DataError
 from pkd_lessons.evaluation.metrics import annotation_agreement, region_dice
 from pkd_lessons.evaluation.prediction import evaluate, predict_volume
 from pkd_lessons.evaluation.statistics import compare
@@ -24,6 +25,7 @@ from pkd_lessons.lessons.reference import (
     reference_records,
     reference_section,
 )
+from pkd_lessons.lessons.rescore import rescore_reference
 from pkd_lessons.training.augment import random_crops
 from pkd_lessons.training.config import TrainConfig
 from pkd_lessons.training.inputs import SliceBank
@@ -272,6 +274,18 @@ def test_reference_results_round_trip(tmp_path):
     assert p["seeds"] == {"baseline": 3, "control": 2, "rkd": 2}
     assert sorted({r["method"] for r in data["records"]}) == ["baseline", "control", "rkd", "teacher"]
     assert "val_WT" in data["histories"]["rkd-s1"] and data["histories"]["teacher-s0"]["loss"]
+    # scored again from the checkpoints by the same code: the same numbers, the curves scored then gone
+    again = load_reference(rescore_reference(path, tmp_path / "data", out=tmp_path / "re.json", progress=False))
+    assert [r["cases"] for r in again["records"]] == [r["cases"] for r in data["records"]]
+    assert [r["identity"] for r in again["records"]] == [r["identity"] for r in data["records"]]
+    assert "val_WT" not in again["histories"]["rkd-s1"]
+    assert again["histories"]["rkd-s1"]["loss"] == data["histories"]["rkd-s1"]["loss"]
+    assert f"scored by commit `{again['provenance']['scored']['commit'][:12]}`" in provenance_line(again)
+    data["histories"]["rkd-s0"]["loss"][1] += 1e-4  # as if training had changed since: refused, nothing written
+    (tmp_path / "changed.json").write_text(json.dumps(data))
+    with pytest.raises(DataError, match=r"rkd-s0: training no longer reproduces the stored losses \(step 2"):
+        rescore_reference(tmp_path / "changed.json", tmp_path / "data", out=tmp_path / "never.json", progress=False)
+    assert not (tmp_path / "never.json").exists()
     text = reference_section(("rkd",), path=path)
     assert "profile `tiny`" in text and "2 seeds (baseline: 3)" in text
     assert "rkd, WT" in text and "the baseline's seed(s) 2 left out; detectable" in text

@@ -8,6 +8,11 @@ labels otherwise.
 can lie there. By default a prediction outside the case's brain mask (its nonzero voxels) is set to
 background before scoring, the convention of BraTS evaluations; ``brain_mask=False`` scores the raw
 prediction. For cardiac data the mask is the whole field of view, so nothing changes.
+
+**Windows over the brain.** A 2D network trained on windows predicts each slice by sliding them
+over the box around the slice's brain (:func:`brain_box`), not over the whole slice: on the brain
+phantoms 2.2x fewer windows, nearly all of them on brain. The windows sit elsewhere than on the
+whole slice's grid, so a prediction differs from that one where the windows' outputs overlap.
 """
 
 from __future__ import annotations
@@ -68,6 +73,8 @@ def predict_volume(
             predicts with the same windows, as the reference code's 80^3 crops and sliding window
             do: instance normalisation makes its output depend on the field of view (measured: a
             T1ce student trained on 64x64 windows, WT Dice 67 on whole slices and 75 by windows).
+            With ``brain_mask`` (and no ``return_logits``) the windows slide over each slice's
+            :func:`brain_box` instead of the whole slice.
 
     Returns:
         ``(X, Y, Z)`` ``uint8`` classes, or the logits.
@@ -86,23 +93,41 @@ def predict_volume(
             if brain_mask and not return_logits
             else np.arange(image.shape[-1])
         )
-        stack = image[..., torch.from_numpy(wanted)].permute(3, 0, 1, 2)  # (n, C, X, Y)
-        parts = []
-        for start in range(0, len(stack), batch_size):
-            part = stack[start : start + batch_size].to(device)
-            with autocast:
-                if window is None:
-                    logits, _ = model(part)
-                else:
-                    logits = sliding_window_inference(
-                        part, tuple(window), batch_size, lambda x: model(x)[0], overlap=overlap, mode="gaussian"
-                    )
-            parts.append(logits.float().cpu())
-        k = parts[0].shape[1] if parts else int(getattr(model, "num_classes", 1))
-        logits = torch.zeros((k, *image.shape[1:]))
-        logits[0] = 1.0  # slices not predicted: background
-        if parts:
-            logits[..., torch.from_numpy(wanted)] = torch.cat(parts).permute(1, 2, 3, 0)  # (K, X, Y, n)
+        whole = (slice(None), slice(None))
+        if window is not None and brain_mask and not return_logits:
+            # each slice's field of view: the box its windows need to cover its brain (none: no brain)
+            boxes = [brain_box(volume.mask[..., z], window, overlap) for z in wanted]
+            cuts = {i: _box_slices(box) for i, box in enumerate(boxes) if box is not None}
+        else:
+            cuts = {i: whole for i in range(len(wanted))}
+        shapes = {i: image[(0, *cut, 0)].shape for i, cut in cuts.items()}
+        logits = None
+        for shape in dict.fromkeys(shapes.values()):  # slices of one box shape go through together
+            members = [i for i in cuts if shapes[i] == shape]
+            for start in range(0, len(members), batch_size):
+                group = members[start : start + batch_size]
+                part = torch.stack([image[(slice(None), *cuts[i], int(wanted[i]))] for i in group])
+                with autocast:
+                    if window is None:
+                        out, _ = model(part.to(device))
+                    else:
+                        out = sliding_window_inference(
+                            part.to(device),
+                            tuple(window),
+                            batch_size,
+                            lambda x: model(x)[0],
+                            overlap=overlap,
+                            mode="gaussian",
+                        )
+                out = out.float().cpu()
+                if logits is None:
+                    logits = torch.zeros((out.shape[1], *image.shape[1:]))
+                    logits[0] = 1.0  # what is not predicted: background
+                for j, i in enumerate(group):
+                    logits[(slice(None), *cuts[i], int(wanted[i]))] = out[j]
+        if logits is None:
+            logits = torch.zeros((int(getattr(model, "num_classes", 1)), *image.shape[1:]))
+            logits[0] = 1.0
     else:
         roi = [min(r, s) for r, s in zip(roi_size, image.shape[1:])]
         with autocast:
@@ -116,6 +141,57 @@ def predict_volume(
     if brain_mask:
         classes[~volume.mask] = 0
     return classes
+
+
+def brain_box(
+    mask: np.ndarray, window: Sequence[int], overlap: float = 0.5
+) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """Where a slice's sliding windows go: the smallest box that holds the slice's brain and takes
+    as many windows as the brain's extent needs (MONAI's scan interval, ``window * (1 - overlap)``).
+
+    Voxels outside the brain are set to background whatever a window predicts there, so sliding over
+    this box instead of the whole slice skips the windows that mostly hold background (on the brain
+    phantoms, 2.2x fewer windows per case). The box is centred on the brain and kept inside the
+    slice.
+
+    Args:
+        mask: ``(X, Y)`` brain voxels of one slice.
+        window: ``(h, w)`` window size.
+        overlap: the sliding window's overlap.
+
+    Returns:
+        ``((x0, y0), (size_x, size_y))``, or None where the slice holds no brain.
+
+    Examples:
+        A 10-voxel brain in a 100-voxel row, windows of 16 at overlap 0.5 (interval 8): one window,
+        centred on the brain; a 20-voxel brain needs two windows, so its box is 16 + 8 = 24 long:
+
+        >>> import numpy as np
+        >>> mask = np.zeros((100, 1), bool)
+        >>> mask[40:50] = True
+        >>> brain_box(mask, (16, 1))
+        ((37, 0), (16, 1))
+        >>> mask[40:60] = True
+        >>> brain_box(mask, (16, 1))
+        ((38, 0), (24, 1))
+    """
+    if not mask.any():
+        return None
+    corner, size = [], []
+    for axis, win in enumerate(window):
+        along = np.flatnonzero(mask.any(axis=1 - axis))
+        low, extent, full = int(along[0]), int(along[-1] - along[0] + 1), mask.shape[axis]
+        step = max(int(win * (1 - overlap)), 1)
+        length = min(win + step * max(math.ceil((extent - win) / step), 0), full)
+        corner.append(min(max(low - (length - extent) // 2, 0), full - length))
+        size.append(length)
+    return tuple(corner), tuple(size)
+
+
+def _box_slices(box: tuple[tuple[int, int], tuple[int, int]]) -> tuple[slice, slice]:
+    """The ``(x, y)`` slices of a :func:`brain_box`."""
+    (x0, y0), (sx, sy) = box
+    return slice(x0, x0 + sx), slice(y0, y0 + sy)
 
 
 def inference_window(cfg: TrainConfig) -> dict:

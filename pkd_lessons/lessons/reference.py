@@ -12,6 +12,9 @@ metrics, validation curves and provenance (commit, command, device, date, durati
 as "what longer training gives". One command regenerates the file::
 
     pkd-lessons reference --out pkd_lessons/lessons/reference_brain.json
+
+After a change that alters only how trained networks are scored, ``pkd-lessons reference
+--rescore`` scores the stored runs again without training them (:mod:`pkd_lessons.lessons.rescore`).
 """
 
 from __future__ import annotations
@@ -191,7 +194,9 @@ def provenance_line(data: dict) -> str:
         f"student steps, {seeds}, widths {'-'.join(map(str, s['widths']))}, split "
         f"{'/'.join(map(str, split)) if split else '?'} train/validation/test cases), run by "
         f"`{p['command'].strip()}` at commit `{p['commit'][:12]}` on {p['device']} ({p['machine']}), "
-        f"{p['date']}, {max(p['seconds'], p.get('train_seconds', 0)) / 60:.0f} min of training.*"
+        f"{p['date']}, {max(p['seconds'], p.get('train_seconds', 0)) / 60:.0f} min of training"
+        + (f"; scored by commit `{p['scored']['commit'][:12]}`, {p['scored']['date']}" if "scored" in p else "")
+        + ".*"
     )
 
 

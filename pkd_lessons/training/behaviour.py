@@ -72,22 +72,26 @@ def probe_volumes(cfg: TrainConfig, convention: LabelConvention, cases: int = 2)
         cases: how many.
 
     Returns:
-        ``cases`` volumes of 20 x 20 x 20 voxels (2 mm), every voxel brain.
+        ``cases`` volumes of 20 x 20 x 20 voxels (2 mm) whose brain is a 12 x 14 x 20 block off the
+        centre (zero outside, as a skull-stripped image), so that where windows slide
+        (:func:`~pkd_lessons.evaluation.prediction.brain_box`) shows in the fingerprint.
     """
     rng = np.random.default_rng(12345)
     shape = (20, 20, 20)
+    brain = np.zeros(shape, bool)
+    brain[2:14, 3:17, :] = True
     out = []
     for i in range(cases):
-        classes = rng.integers(0, cfg.num_classes, size=shape).astype(np.uint8)
+        classes = np.where(brain, rng.integers(0, cfg.num_classes, size=shape), 0).astype(np.uint8)
         truth = np.where(rng.random(shape) < 0.9, classes, 0).astype(np.uint8)
         out.append(
             CaseVolume(
                 case_id=f"probe{i}",
                 modalities=tuple(cfg.modalities),
-                image=rng.standard_normal((len(cfg.modalities), *shape)).astype(np.float32),
+                image=(rng.standard_normal((len(cfg.modalities), *shape)) * brain).astype(np.float32),
                 label=classes,
                 truth=truth,
-                mask=np.ones(shape, bool),
+                mask=brain,
                 affine=np.diag([2.0, 2.0, 2.0, 1.0]),
                 convention=convention,
             )

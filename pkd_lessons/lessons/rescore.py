@@ -1,0 +1,201 @@
+"""Score the stored reference runs again after a change of how networks are scored, not trained.
+
+Training the reference takes about 2 hours on 2 cores. A change that only alters how a trained
+network is scored (where the sliding windows go, a metric) leaves every network as it was, so
+:func:`rescore_reference` computes each stored run's held-out metrics again from its checkpoint and
+stores this code's behaviour fingerprint with them, after three checks:
+
+1. every run's checkpoint is the one its record describes (SHA-256), on the same data;
+2. **training is unchanged**: for every kind of run (method and settings), the first
+   :data:`CHECK_STEPS` steps are trained again and their losses must equal the stored ones exactly;
+   where they do not, nothing is written and the runs must be trained again
+   (``pkd-lessons reference``);
+3. the result is written atomically, with the commit that scored it (``provenance["scored"]``)
+   beside the commit that trained.
+
+The validation curves were scored during training by the earlier code and cannot be scored again
+without the networks of those steps: they are removed (the training losses stay).
+
+Example::
+
+    pkd-lessons reference --rescore
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from pkd_lessons.atomic import atomic_file
+from pkd_lessons.errors import DataError
+from pkd_lessons.lessons.provenance import source_commit
+from pkd_lessons.lessons.reference import REFERENCE_FILE, load_reference
+
+#: Steps of every kind of run trained again to show that training is unchanged.
+CHECK_STEPS = 30
+
+_WORKER: dict = {}
+
+
+def rescore_reference(
+    path: str | os.PathLike = REFERENCE_FILE,
+    data_root: str | os.PathLike | None = None,
+    out: str | os.PathLike | None = None,
+    progress: bool = True,
+    check_steps: int = CHECK_STEPS,
+) -> Path:
+    """Score the stored reference runs again with this code (see the module docstring).
+
+    Args:
+        path: the reference results to score again.
+        data_root: the folder the runs were trained in (their checkpoints are read from
+            ``data_root/runs/<profile>/brain/<run>``; default: the lessons' data folder).
+        out: where to write (default: ``path``).
+        progress: progress bars.
+        check_steps: steps of every kind of run trained again.
+
+    Returns:
+        The path written.
+
+    Raises:
+        FileNotFoundError: no reference results at ``path``.
+        DataError: a checkpoint missing or not the recorded one, other data, or training that no
+            longer reproduces the stored losses (nothing is written).
+    """
+    import torch
+
+    from pkd_lessons.lessons.lesson import Lesson
+    from pkd_lessons.lessons.store import file_sha256
+    from pkd_lessons.training.behaviour import behaviour_fingerprint
+    from pkd_lessons.training.config import TrainConfig
+    from pkd_lessons.training.trainer import train
+
+    data = load_reference(path)
+    if data is None:
+        raise FileNotFoundError(f"{path}: no reference results to score again")
+    start = time.perf_counter()
+    commit = source_commit()
+    profile = data["provenance"]["profile"]
+    scratch = tempfile.mkdtemp(prefix="pkd-rescore-")
+    try:
+        lesson = Lesson.start(profile, data_root, output_dir=scratch)
+        train_volumes, _ = lesson.split("brain")
+        runs = lesson.data_root / "runs" / profile / "brain"
+        data_id = lesson.fingerprint("brain")
+        for rec in data["records"]:
+            checkpoint = runs / rec["run"] / "checkpoint.pt"
+            if rec["identity"]["data"] != data_id:
+                raise DataError(f"{rec['run']}: trained on other data than {lesson.brain} holds now")
+            if not checkpoint.is_file():
+                raise DataError(f"{checkpoint}: missing; the run must be trained again (pkd-lessons reference)")
+            if file_sha256(checkpoint) != rec["checkpoint_sha256"]:
+                raise DataError(f"{checkpoint}: not the checkpoint its record describes")
+
+        teacher = next(runs / r["run"] / "checkpoint.pt" for r in data["records"] if r["method"] == "teacher")
+        kinds: dict[str, dict] = {}
+        for rec in data["records"]:
+            settings = {k: v for k, v in rec["identity"]["config"].items() if k != "seed"}
+            kinds.setdefault(json.dumps(settings, sort_keys=True), rec)
+        for rec in tqdm(kinds.values(), desc="training unchanged?", unit="kind", disable=not progress):
+            cfg = TrainConfig.from_dict(rec["identity"]["config"])
+            trainer = train(
+                cfg,
+                train_volumes,
+                teacher if cfg.needs_teacher else None,
+                device="cpu",
+                progress=False,
+                until=check_steps,
+            )
+            stored = data["histories"][f"{rec['method']}-s{cfg.seed}"]
+            again = trainer.history["loss"]
+            differ = [
+                (step, value, again[step - 1])
+                for step, value in zip(stored["loss_step"], stored["loss"])
+                if step <= len(again) and again[step - 1] != value
+            ]
+            if differ:
+                step, value, now = differ[0]
+                raise DataError(
+                    f"{rec['run']}: training no longer reproduces the stored losses (step {step}: stored "
+                    f"{value!r}, now {now!r}; {torch.get_num_threads()} threads); train the runs again "
+                    "with `pkd-lessons reference`"
+                )
+
+        jobs = [
+            (profile, str(lesson.data_root), scratch, str(runs / r["run"] / "checkpoint.pt"), r["run"])
+            for r in data["records"]
+        ]
+        bar = partial(tqdm, total=len(jobs), desc="scoring", unit="run", disable=not progress)
+        workers = min(len(jobs), os.cpu_count() or 1)
+        toy = max(r["identity"]["config"]["steps"] for r in data["records"]) < check_steps or len(train_volumes) < 4
+        if workers > 1 and not toy:
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(workers, mp_context=context, initializer=_one_thread) as pool:
+                scored = list(bar(pool.map(_score, jobs)))
+        else:  # toy runs: starting the processes would cost more than it saves
+            scored = list(bar(map(_score, jobs)))
+            _WORKER.clear()
+        convention = train_volumes[0].convention
+        records = []
+        for rec, metrics in zip(data["records"], scored):
+            cfg = TrainConfig.from_dict(rec["identity"]["config"])
+            identity = dict(rec["identity"], code=behaviour_fingerprint(cfg, convention))
+            records.append(
+                dict(metrics, method=rec["method"], identity=identity, checkpoint_sha256=rec["checkpoint_sha256"])
+            )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    histories = {
+        name: {k: v for k, v in h.items() if not k.startswith("val_")} for name, h in data["histories"].items()
+    }
+    provenance = dict(data["provenance"])
+    provenance["scored"] = {
+        "commit": commit,
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "seconds": round(time.perf_counter() - start, 1),
+        "what": (
+            "held-out metrics scored again from the stored checkpoints (pkd-lessons reference --rescore); "
+            f"training unchanged: the first {check_steps} steps of every kind of run reproduced their "
+            "stored losses exactly; validation curves removed"
+        ),
+    }
+    out = Path(out or path)
+    with atomic_file(out) as tmp:
+        tmp.write_text(
+            json.dumps({**data, "provenance": provenance, "records": records, "histories": histories}, indent=1)
+        )
+    return out
+
+
+def _one_thread() -> None:
+    """A scoring worker: one thread (two single-threaded processes beat one with two threads)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _score(job: tuple[str, str, str, str, str]) -> dict:
+    """A worker: the held-out metrics of one stored run, as :meth:`Lesson.run` computes them."""
+    from pkd_lessons.evaluation.prediction import evaluate
+    from pkd_lessons.lessons.lesson import Lesson
+    from pkd_lessons.training.precision import choose_precision
+    from pkd_lessons.training.trainer import load_model
+
+    profile, data_root, scratch, checkpoint, name = job
+    if "test" not in _WORKER:  # the held-out cases, loaded once per worker
+        _WORKER["test"] = Lesson.start(profile, data_root, output_dir=scratch).split("brain")[1]
+    model, cfg, _ = load_model(checkpoint)
+    precision = choose_precision("cpu", cfg.amp)
+    return evaluate(
+        model, cfg, _WORKER["test"], "cpu", progress=False, name=name, precision=precision if precision.dtype else None
+    )
