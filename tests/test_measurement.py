@@ -281,7 +281,7 @@ def test_reference_results_round_trip(tmp_path):
     assert "val_WT" not in again["histories"]["rkd-s1"]
     assert again["histories"]["rkd-s1"]["loss"] == data["histories"]["rkd-s1"]["loss"]
     assert f"scored by commit `{again['provenance']['scored']['commit'][:12]}`" in provenance_line(again)
-    data["histories"]["rkd-s0"]["loss"][1] += 1e-4  # as if training had changed since: refused, nothing written
+    data["histories"]["rkd-s0"]["loss"][1] *= 1.001  # as if training had changed since: refused, nothing written
     (tmp_path / "changed.json").write_text(json.dumps(data))
     with pytest.raises(DataError, match=r"rkd-s0: training no longer reproduces the stored losses \(step 2"):
         rescore_reference(tmp_path / "changed.json", tmp_path / "data", out=tmp_path / "never.json", progress=False)

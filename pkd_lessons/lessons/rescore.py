@@ -7,8 +7,10 @@ stores this code's behaviour fingerprint with them, after three checks:
 
 1. every run's checkpoint is the one its record describes (SHA-256), on the same data;
 2. **training is unchanged**: for every kind of run (method and settings), the first
-   :data:`CHECK_STEPS` steps are trained again and their losses must equal the stored ones exactly;
-   where they do not, nothing is written and the runs must be trained again
+   :data:`CHECK_STEPS` steps are trained again and their losses must equal the stored ones to the
+   behaviour fingerprint's precision (:data:`~pkd_lessons.training.behaviour.DIGITS` significant
+   digits: a change in the last bits, such as another summation order, passes, as it does for
+   reusing a run); where they do not, nothing is written and the runs must be trained again
    (``pkd-lessons reference``);
 3. the result is written atomically, with the commit that scored it (``provenance["scored"]``)
    beside the commit that trained.
@@ -72,11 +74,9 @@ def rescore_reference(
         DataError: a checkpoint missing or not the recorded one, other data, or training that no
             longer reproduces the stored losses (nothing is written).
     """
-    import torch
-
     from pkd_lessons.lessons.lesson import Lesson
     from pkd_lessons.lessons.store import file_sha256
-    from pkd_lessons.training.behaviour import behaviour_fingerprint
+    from pkd_lessons.training.behaviour import DIGITS, behaviour_fingerprint, significant
     from pkd_lessons.training.config import TrainConfig
     from pkd_lessons.training.trainer import train
 
@@ -121,14 +121,14 @@ def rescore_reference(
             differ = [
                 (step, value, again[step - 1])
                 for step, value in zip(stored["loss_step"], stored["loss"])
-                if step <= len(again) and again[step - 1] != value
+                if step <= len(again) and significant(again[step - 1]) != significant(value)
             ]
             if differ:
                 step, value, now = differ[0]
                 raise DataError(
-                    f"{rec['run']}: training no longer reproduces the stored losses (step {step}: stored "
-                    f"{value!r}, now {now!r}; {torch.get_num_threads()} threads); train the runs again "
-                    "with `pkd-lessons reference`"
+                    f"{rec['run']}: training no longer reproduces the stored losses to {DIGITS} significant "
+                    f"digits (step {step}: stored {value!r}, now {now!r}); train the runs again with "
+                    "`pkd-lessons reference`"
                 )
 
         jobs = [
@@ -166,7 +166,7 @@ def rescore_reference(
         "what": (
             "held-out metrics scored again from the stored checkpoints (pkd-lessons reference --rescore); "
             f"training unchanged: the first {check_steps} steps of every kind of run reproduced their "
-            "stored losses exactly; validation curves removed"
+            f"stored losses to {DIGITS} significant digits; validation curves removed"
         ),
     }
     out = Path(out or path)

@@ -99,7 +99,9 @@ def probe_volumes(cfg: TrainConfig, convention: LabelConvention, cases: int = 2)
     return out
 
 
-def _round(value: float) -> float:
+def significant(value: float) -> float:
+    """``value`` rounded to :data:`DIGITS` significant digits: the precision at which the fingerprint
+    tells behaviours apart."""
     return float(f"{float(value):.{DIGITS}g}")
 
 
@@ -138,12 +140,12 @@ def probe(cfg: TrainConfig, convention: LabelConvention) -> dict:
                 logits = model(x[None])[0][0]  # (classes, ...)
         finally:
             torch.set_num_threads(threads)
-    history = {k: [_round(v) for v in values] for k, values in sorted(trainer.history.items()) if values}
+    history = {k: [significant(v) for v in values] for k, values in sorted(trainer.history.items()) if values}
     scores = {
-        case: {r: {k: _round(v) for k, v in sorted(m.items())} for r, m in sorted(regions.items())}
+        case: {r: {k: significant(v) for k, v in sorted(m.items())} for r, m in sorted(regions.items())}
         for case, regions in metrics["cases"].items()
     }
-    output = [_round(v) for v in logits.float().mean(dim=tuple(range(1, logits.ndim))).tolist()]
+    output = [significant(v) for v in logits.float().mean(dim=tuple(range(1, logits.ndim))).tolist()]
     return {"history": history, "metrics": scores, "output": output}
 
 
