@@ -283,7 +283,9 @@ def test_reference_results_round_trip(tmp_path):
     assert f"scored by commit `{again['provenance']['scored']['commit'][:12]}`" in provenance_line(again)
     data["histories"]["rkd-s0"]["loss"][1] *= 1.001  # as if training had changed since: refused, nothing written
     (tmp_path / "changed.json").write_text(json.dumps(data))
-    with pytest.raises(DataError, match=r"rkd-s0: training no longer reproduces the stored losses \(step 2"):
+    with pytest.raises(
+        DataError, match=r"rkd-s0: training no longer reproduces the stored losses to 5 significant digits \(step 2:"
+    ):
         rescore_reference(tmp_path / "changed.json", tmp_path / "data", out=tmp_path / "never.json", progress=False)
     assert not (tmp_path / "never.json").exists()
     text = reference_section(("rkd",), path=path)
