@@ -20,6 +20,7 @@ from pkd_lessons.losses import (
     regularized_kd_loss,
     segmentation_loss,
 )
+from pkd_lessons.losses.protokd import protokd_kd_loss, prototype_loss, prototype_maps
 from pkd_lessons.losses.segmentation import squared_dice_loss, weighted_cross_entropy
 
 LN3, LN9 = math.log(3.0), math.log(9.0)
@@ -275,6 +276,58 @@ def test_feature_kl_by_hand():
     assert feature_kl_loss(fs, ft).item() == pytest.approx(kl, rel=1e-9)
 
 
+# --- ProtoKD ------------------------------------------------------------------------------------
+
+R2 = 1.0 / math.sqrt(2.0)
+
+
+def row(*vectors: tuple[float, float]) -> torch.Tensor:
+    """Two-channel features of a row of voxels, shape (1, 2, N)."""
+    return torch.tensor(vectors, dtype=torch.float64).t().unsqueeze(0)
+
+
+@pytest.mark.parametrize(
+    "student, teacher, labels, expected",
+    [
+        # each class one voxel: the student's maps [[1, 0], [0, 1]]; the teacher's voxel 1 at 45
+        # degrees to class 0's prototype (1, 0): maps [[1, R2], [R2, 1]]; mean of (0, R2^2, R2^2, 0)
+        (row((1, 0), (0, 1)), row((1, 0), (1, 1)), [[0, 1]], 0.25),
+        # the same features for both networks, or the teacher's scaled by 3: no difference
+        (row((1, 0), (0, 1)), row((3, 0), (0, 3)), [[0, 1]], 0.0),
+        # class 1 absent from the second image: left out for the whole batch, only class 0 counts
+        (
+            torch.cat([row((1, 0), (0, 1)), row((1, 0), (0, 1))]),
+            torch.cat([row((1, 0), (0, 1)), row((1, 0), (1, 0))]),
+            [[0, 1], [0, 0]],
+            # image 1, class 0 prototype (1, 0) for both: student maps (1, 0), teacher (1, 0);
+            # image 2, student prototype (1, 1)/2: maps (R2, R2); teacher (1, 0): maps (1, 1)
+            2 * (1 - R2) ** 2 / 4,
+        ),
+    ],
+)
+def test_prototype_loss_by_hand(student, teacher, labels, expected):
+    labels = torch.tensor(labels)
+    assert prototype_loss(student, teacher, labels, num_classes=2).item() == pytest.approx(expected, abs=1e-9)
+
+
+def test_prototype_maps_leave_out_a_class_missing_from_one_image():
+    features = torch.randn(2, 4, 3, 3)
+    labels = torch.zeros(2, 3, 3, dtype=torch.long)
+    labels[0, 0, 0] = labels[1, 2, 2] = 1
+    labels[0, 1, 1] = 2  # class 2 only in the first image
+    _, kept = prototype_maps(features, labels, num_classes=3)
+    assert kept == [0, 1]
+    assert prototype_loss(features, features, torch.full((2, 3, 3), 2), num_classes=2).item() == 0.0  # none kept
+
+
+def test_protokd_kd_is_the_authors_mean_over_classes_without_t2():
+    zs, zt = torch.randn(2, 4, 5, 5, dtype=torch.float64), torch.randn(2, 4, 5, 5, dtype=torch.float64)
+    theirs = torch.nn.functional.kl_div(
+        torch.log_softmax(zs / 10.0, 1), torch.softmax(zt / 10.0, 1), reduction="none"
+    ).mean()
+    assert protokd_kd_loss(zs, zt).item() == pytest.approx(theirs.item(), rel=1e-12)
+
+
 # --- robustness and gradients ------------------------------------------------------------------
 
 
@@ -319,3 +372,8 @@ def test_gradchecks():
     s = torch.nn.functional.normalize(torch.randn(4, 5, dtype=torch.float64), dim=1).requires_grad_()
     t = torch.nn.functional.normalize(torch.randn(4, 5, dtype=torch.float64), dim=1)
     assert torch.autograd.gradcheck(lambda x: contrastive_kd_loss(x, t, margin=1.5).double(), (s,), **check)
+    f = torch.randn(2, 3, 4, 4, dtype=torch.float64).requires_grad_()
+    labels = torch.randint(0, 2, (2, 4, 4))
+    labels[:, 0, 0], labels[:, 0, 1] = 0, 1  # both classes in both images
+    g = torch.randn(2, 5, 4, 4, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda x: prototype_loss(x, g, labels, num_classes=2), (f,), **check)

@@ -7,9 +7,9 @@ again: it reuses every run already trained whose identity matches.
 
 The quick profile trains what a CPU can afford in a lesson; the ``reference`` profile trains every
 method (and the positive control) for longer on the same phantom data, split and networks. Its
-metrics, validation curves and provenance (commit, command, device, date, duration) are stored in
-``pkd_lessons/lessons/reference_brain.json``, and lessons 03-06 show them beside their own numbers
-as "what longer training gives". One command regenerates the file::
+metrics, validation curves (removed where the runs were scored again since) and provenance (commit,
+command, device, date, duration) are stored in ``pkd_lessons/lessons/reference_brain.json``, and
+lessons 03-06 show them beside their own numbers as "what longer training gives". One command regenerates the file::
 
     pkd-lessons reference --out pkd_lessons/lessons/reference_brain.json
 
