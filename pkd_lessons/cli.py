@@ -719,15 +719,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"wrote {len(written)} student notebook(s) to {args.out}")
             return 0
         if args.command == "reference" and args.rescore:
+            from pkd_lessons.lessons.reference import REFERENCE_FILE, load_reference
+            from pkd_lessons.lessons.rescore import rescore_reference
+
             given = [
                 f"--{k.replace('_', '-')}" for k in ("seeds", "seeds_of", "methods") if getattr(args, k) is not None
             ]
-            if given or args.profile != "reference":
-                given += ["--profile"] if args.profile != "reference" else []
+            if given:
                 raise SystemExit(f"reference --rescore scores the stored runs as they are; drop {', '.join(given)}")
-            from pkd_lessons.lessons.reference import REFERENCE_FILE
-            from pkd_lessons.lessons.rescore import rescore_reference
-
+            stored = load_reference(args.out or REFERENCE_FILE)
+            if stored is not None and stored["provenance"]["profile"] != args.profile:
+                raise SystemExit(
+                    f"{args.out or REFERENCE_FILE} holds runs of profile {stored['provenance']['profile']!r}, "
+                    f"not {args.profile!r}"
+                )
             print(f"written: {rescore_reference(args.out or REFERENCE_FILE, args.data)}")
             return 0
         if args.command == "reference":

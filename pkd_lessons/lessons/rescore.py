@@ -6,14 +6,16 @@ network is scored (where the sliding windows go, a metric) leaves every network 
 stores this code's behaviour fingerprint with them, after three checks:
 
 1. every run's checkpoint is the one its record describes (SHA-256), on the same data;
-2. **training is unchanged**: for every kind of run (method and settings), the first
-   :data:`CHECK_STEPS` steps are trained again and their losses must equal the stored ones to the
+2. **training is unchanged**: for every kind of run (method and settings), training is repeated up
+   to the step of the :data:`CHECK_STEPS`-th stored loss (the stored losses are thinned, every few
+   steps: 1, 4, 7 for the reference's students) and those losses must equal the stored ones to the
    behaviour fingerprint's precision (:data:`~pkd_lessons.training.behaviour.DIGITS` significant
    digits: a change in the last bits, such as another summation order, passes, as it does for
    reusing a run); where they do not, nothing is written and the runs must be trained again
    (``pkd-lessons reference``);
 3. the result is written atomically, with the commit that scored it (``provenance["scored"]``)
-   beside the commit that trained.
+   beside the commit that trained; each run folder's own record is scored again too, so that a later
+   ``pkd-lessons reference`` reuses the runs.
 
 The validation curves were scored during training by the earlier code and cannot be scored again
 without the networks of those steps: they are removed (the training losses stay).
@@ -44,10 +46,11 @@ from pkd_lessons.lessons.provenance import source_commit
 from pkd_lessons.lessons.reference import REFERENCE_FILE, load_reference
 from pkd_lessons.training.behaviour import PROBE_STEPS
 
-#: Steps of every kind of run trained again to show that training is unchanged: as many as the
-#: behaviour fingerprint's probe (a changed loss, network or sampler shows from the first step; a
-#: change in the last bits, such as the projection head's running-sum pooling, grows with the steps
-#: and reaches the 5th digit of ckd's loss by step 10, which the fingerprint, like this check, accepts).
+#: Stored losses of every kind of run reproduced to show that training is unchanged: as many as the
+#: behaviour fingerprint's probe has steps (a changed loss, network or sampler shows in the first
+#: steps; a change in the last bits, such as the projection head's running-sum pooling, grows with
+#: the steps and reaches the 5th digit of ckd's loss by step 10, which the fingerprint, like this
+#: check, accepts).
 CHECK_STEPS = PROBE_STEPS
 
 _WORKER: dict = {}
@@ -110,22 +113,30 @@ def rescore_reference(
         for rec in data["records"]:
             settings = {k: v for k, v in rec["identity"]["config"].items() if k != "seed"}
             kinds.setdefault(json.dumps(settings, sort_keys=True), rec)
+        checked: set[str] = set()  # the steps compared, per kind of run
         for rec in tqdm(kinds.values(), desc="training unchanged?", unit="kind", disable=not progress):
             cfg = TrainConfig.from_dict(rec["identity"]["config"])
+            stored = data["histories"].get(f"{rec['method']}-s{cfg.seed}", {})
+            # the stored loss is thinned (every few steps): compare its first check_steps points
+            points = list(zip(stored.get("loss_step", []), stored.get("loss", [])))[:check_steps]
+            if len(points) < min(check_steps, 2) or points[-1][0] < 2:
+                raise DataError(
+                    f"{rec['run']}: too few stored losses to show that training is unchanged "
+                    f"({len(points)} point(s) up to step {points[-1][0] if points else 0})"
+                )
             trainer = train(
                 cfg,
                 train_volumes,
                 teacher if cfg.needs_teacher else None,
                 device="cpu",
                 progress=False,
-                until=check_steps,
+                until=points[-1][0],
             )
-            stored = data["histories"][f"{rec['method']}-s{cfg.seed}"]
             again = trainer.history["loss"]
             differ = [
                 (step, value, again[step - 1])
-                for step, value in zip(stored["loss_step"], stored["loss"])
-                if step <= len(again) and significant(again[step - 1]) != significant(value)
+                for step, value in points
+                if significant(again[step - 1]) != significant(value)
             ]
             if differ:
                 step, value, now = differ[0]
@@ -134,6 +145,7 @@ def rescore_reference(
                     f"digits (step {step}: stored {value!r}, now {now!r}); train the runs again with "
                     "`pkd-lessons reference`"
                 )
+            checked.add(", ".join(str(step) for step, _ in points))
 
         jobs = [
             (profile, str(lesson.data_root), scratch, str(runs / r["run"] / "checkpoint.pt"), r["run"])
@@ -141,14 +153,16 @@ def rescore_reference(
         ]
         bar = partial(tqdm, total=len(jobs), desc="scoring", unit="run", disable=not progress)
         workers = min(len(jobs), os.cpu_count() or 1)
-        toy = max(r["identity"]["config"]["steps"] for r in data["records"]) < check_steps or len(train_volumes) < 4
+        toy = len(train_volumes) < 4
         if workers > 1 and not toy:
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(workers, mp_context=context, initializer=_one_thread) as pool:
                 scored = list(bar(pool.map(_score, jobs)))
         else:  # toy runs: starting the processes would cost more than it saves
-            scored = list(bar(map(_score, jobs)))
-            _WORKER.clear()
+            try:
+                scored = list(bar(map(_score, jobs)))
+            finally:
+                _WORKER.clear()
         convention = train_volumes[0].convention
         records = []
         for rec, metrics in zip(data["records"], scored):
@@ -157,6 +171,7 @@ def rescore_reference(
             records.append(
                 dict(metrics, method=rec["method"], identity=identity, checkpoint_sha256=rec["checkpoint_sha256"])
             )
+            _update_run_record(runs / rec["run"], metrics, identity)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     histories = {
@@ -169,8 +184,8 @@ def rescore_reference(
         "seconds": round(time.perf_counter() - start, 1),
         "what": (
             "held-out metrics scored again from the stored checkpoints (pkd-lessons reference --rescore); "
-            f"training unchanged: the first {check_steps} steps of every kind of run reproduced their "
-            f"stored losses to {DIGITS} significant digits; validation curves removed"
+            f"training unchanged: every kind of run trained again reproduced its first stored losses "
+            f"(steps {' or '.join(sorted(checked))}) to {DIGITS} significant digits; validation curves removed"
         ),
     }
     out = Path(out or path)
@@ -179,6 +194,17 @@ def rescore_reference(
             json.dumps({**data, "provenance": provenance, "records": records, "histories": histories}, indent=1)
         )
     return out
+
+
+def _update_run_record(folder: Path, metrics: dict, identity: dict) -> None:
+    """The run folder's own record scored again too (atomically), so that ``pkd-lessons reference``
+    reuses the run instead of training it again; its validation curves go as in the results file."""
+    from pkd_lessons.lessons.store import RECORD
+
+    record = json.loads((folder / RECORD).read_text())
+    history = {k: v for k, v in record.get("history", {}).items() if not k.startswith("val_")}
+    with atomic_file(folder / RECORD) as tmp:
+        tmp.write_text(json.dumps({**record, "metrics": metrics, "history": history, "identity": identity}))
 
 
 def _one_thread() -> None:
