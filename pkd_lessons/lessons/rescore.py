@@ -81,7 +81,7 @@ def rescore_reference(
         DataError: a checkpoint missing or not the recorded one, other data, or training that no
             longer reproduces the stored losses (nothing is written).
     """
-    from pkd_lessons.lessons.lesson import Lesson
+    from pkd_lessons.lessons.lesson import Lesson, _one_thread
     from pkd_lessons.lessons.store import file_sha256
     from pkd_lessons.training.behaviour import DIGITS, behaviour_fingerprint, significant
     from pkd_lessons.training.config import TrainConfig
@@ -171,7 +171,6 @@ def rescore_reference(
             records.append(
                 dict(metrics, method=rec["method"], identity=identity, checkpoint_sha256=rec["checkpoint_sha256"])
             )
-            _update_run_record(runs / rec["run"], metrics, identity)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     histories = {
@@ -193,6 +192,8 @@ def rescore_reference(
         tmp.write_text(
             json.dumps({**data, "provenance": provenance, "records": records, "histories": histories}, indent=1)
         )
+    for rec, metrics in zip(records, scored):  # after the results file: a failure before it changes no run
+        _update_run_record(runs / rec["run"], metrics, rec["identity"])
     return out
 
 
@@ -205,13 +206,6 @@ def _update_run_record(folder: Path, metrics: dict, identity: dict) -> None:
     history = {k: v for k, v in record.get("history", {}).items() if not k.startswith("val_")}
     with atomic_file(folder / RECORD) as tmp:
         tmp.write_text(json.dumps({**record, "metrics": metrics, "history": history, "identity": identity}))
-
-
-def _one_thread() -> None:
-    """A scoring worker: one thread (two single-threaded processes beat one with two threads)."""
-    import torch
-
-    torch.set_num_threads(1)
 
 
 def _score(job: tuple[str, str, str, str, str]) -> dict:
