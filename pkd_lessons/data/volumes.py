@@ -133,13 +133,14 @@ def load_case(case: Case, normalize: bool = True) -> CaseVolume:
         else:
             _check_geometry(str(ref_img.path), array.shape, affine, *ref)
         channels.append(array)
-    image = np.stack(channels).astype(np.float32)
+    image = np.stack(channels, dtype=np.float32)
     brain = case.convention.name != "myops"
     # Brain data sets are skull-stripped: the brain is every voxel non-zero in some modality.
     # Cardiac images are not masked: the whole field of view is normalised.
     mask = (image != 0).any(0) if brain else np.ones(image.shape[1:], dtype=bool)
     if normalize:
-        image = np.stack([zscore_percentile(ch, mask) for ch in image])
+        for c, channel in enumerate(image):
+            image[c] = zscore_percentile(channel, mask)
     label = truth = None
     if case.label is not None:
         label = _read_label(case.label, case.convention, *ref)

@@ -58,7 +58,8 @@ class Run:
         config: its training settings.
         metrics: per-case Dice and HD95 (see :func:`~pkd_lessons.evaluation.prediction.evaluate`).
         history: loss terms per step.
-        info: throughput, device, precision, seconds.
+        info: throughput, device, precision, seconds (wall clock) and cpu_seconds (the CPU time of
+            the process that trained it).
         identity: its settings, data, teacher and code fingerprints (:mod:`pkd_lessons.lessons.store`).
         checkpoint_sha256: the SHA-256 of the checkpoint its record describes.
         reused: True when it was found stored rather than trained by this call.
@@ -311,7 +312,7 @@ class Lesson:
                 print(f"{why}; training {name} again")
             device = pick_device(self.settings["device"])
             train_volumes, test_volumes = self.split(dataset)
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             trainer = train(
                 cfg,
                 train_volumes,
@@ -321,7 +322,7 @@ class Lesson:
                 progress=progress,
                 validation=self.validation(dataset),
             )
-            seconds = time.perf_counter() - start
+            seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
             model, _, _ = load_model(folder / "checkpoint.pt", device)
             metrics = evaluate(model, cfg, test_volumes, device, progress=False, name=name, precision=trainer.precision)
             info = {
@@ -329,6 +330,8 @@ class Lesson:
                 "device": str(trainer.device),
                 "precision": trainer.precision.name,
                 "seconds": seconds,
+                # the work the run cost, whatever shared the CPU with it (Lesson.runs trains several at once)
+                "cpu_seconds": cpu_seconds,
             }
             record = write_record(
                 folder,
@@ -348,11 +351,12 @@ class Lesson:
 
         The runs of ``{m: [self.run(m, seed=s, ...) for s in seeds] for m in methods}`` (the same
         settings and identities; the last bits of a result depend on the thread count). On a CPU
-        with more than one core, the runs to train are spread over one process per core, each with
-        a single thread: this network's small convolutions use two threads poorly, so two
-        single-threaded runs side by side finish sooner than the same two one after the other with
-        two threads each (``docs/benchmarks/cpu_speedups.py``, 2 cores: 1.2-1.5x over repeated runs). A
-        distilled run's teacher is trained (or found) first. One line per run says what was done.
+        with more than one core, the runs to train are spread over one process per core (one more
+        where that trains them all in one round, :func:`pool_size`), each with a single thread:
+        this network's small convolutions use two threads poorly, so two single-threaded runs side
+        by side finish sooner than the same two one after the other with two threads each
+        (``docs/benchmarks/cpu_speedups.py``, 2 cores: 1.2-1.5x over repeated runs). A distilled
+        run's teacher is trained (or found) first. One line per run says what was done.
 
         Args:
             methods: method names (see :meth:`run`).
@@ -375,7 +379,7 @@ class Lesson:
                 done[job] = stored
         todo = [job for job in jobs if job not in done]
         device = pick_device(self.settings["device"])
-        workers = min(len(todo), os.cpu_count() or 1) if device.type == "cpu" else 1
+        workers = pool_size(len(todo), os.cpu_count() or 1) if device.type == "cpu" else 1
         first = self.config(todo[0][0], 0, dataset, **overrides) if todo else None
         if first is not None and first.steps * first.batch_size < POOL_MIN_SAMPLES:
             workers = 1  # toy runs: starting the processes would cost more than it saves
@@ -383,7 +387,7 @@ class Lesson:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            print(f"training {len(todo)} runs, {workers} at a time (one per CPU core):")
+            print(f"training {len(todo)} runs, {workers} at a time on {os.cpu_count()} CPU cores:")
             context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch threads
             # the workers get the settings and folders, not the loaded cases (each loads them once)
             light = replace(self, _splits={}, _fingerprints={}, _predictors={})
@@ -581,6 +585,27 @@ def _one_thread() -> None:
     import torch
 
     torch.set_num_threads(1)
+
+
+def pool_size(jobs: int, cores: int) -> int:
+    """How many single-threaded processes train ``jobs`` runs of about equal length on ``cores`` cores.
+
+    One per core, except where one process more lets every run train in a single round: 3 runs on
+    2 cores train side by side, each with two thirds of a core, instead of two together and then
+    the third alone while a core waits (2 cores, 3 quick baselines: 179 s against 189 s).
+
+    Args:
+        jobs: runs to train.
+        cores: CPU cores.
+
+    Returns:
+        The number of processes, at least 1.
+
+    Examples:
+        >>> [pool_size(n, 2) for n in (1, 2, 3, 4, 5, 6)]
+        [1, 2, 3, 2, 2, 2]
+    """
+    return max(1, jobs if jobs <= cores + 1 else cores)
 
 
 _WORKER_LESSONS: dict[str, Lesson] = {}

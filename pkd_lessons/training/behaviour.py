@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from dataclasses import replace
 
 import numpy as np
@@ -151,6 +152,9 @@ def probe(cfg: TrainConfig, convention: LabelConvention) -> dict:
 
 #: Fingerprints computed in this process, by probe settings and label convention.
 _FOUND: dict[tuple[str, str], str] = {}
+#: One probe at a time: it seeds torch's global generator and sets its thread count, so two
+#: threads probing at once would draw each other's numbers and fingerprint the same run differently.
+_PROBING = threading.Lock()
 
 
 def behaviour_fingerprint(cfg: TrainConfig, convention: LabelConvention) -> str:
@@ -167,7 +171,8 @@ def behaviour_fingerprint(cfg: TrainConfig, convention: LabelConvention) -> str:
     """
     small = probe_config(cfg)
     key = (json.dumps(small.to_dict(), sort_keys=True), repr(convention))
-    if key not in _FOUND:
-        found = probe(small, convention)
-        _FOUND[key] = hashlib.sha256(json.dumps(found, sort_keys=True).encode()).hexdigest()[:16]
-    return _FOUND[key]
+    with _PROBING:
+        if key not in _FOUND:
+            found = probe(small, convention)
+            _FOUND[key] = hashlib.sha256(json.dumps(found, sort_keys=True).encode()).hexdigest()[:16]
+        return _FOUND[key]
