@@ -30,31 +30,13 @@ from pkd_lessons.data.layouts import STUDENT_MODALITY, student_modality
 from pkd_lessons.errors import DataError, TrainingError
 from pkd_lessons.lessons.profiles import PROFILES
 from pkd_lessons.training.config import AMP_CHOICES, METHODS, PLACEMENTS, PRESETS, TEST_FRACTION, TrainConfig
+from pkd_lessons.training.options import add_config_options, config_settings
+from pkd_lessons.training.options import crop as _crop
+from pkd_lessons.training.options import positive as _positive
+from pkd_lessons.training.options import widths as _widths
 
 #: The training options' defaults are TrainConfig's own: one home for each.
 DEFAULT = TrainConfig()
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _integers(text: str, example: str) -> tuple[int, ...]:
-    """Comma-separated integers (``example`` shows the expected form in the error)."""
-    try:
-        return tuple(int(w) for w in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {example}, got {text!r}") from None
-
-
-def _widths(text: str) -> tuple[int, ...]:
-    widths = _integers(text, "comma-separated channel counts such as 16,32,64,128")
-    if len(widths) < 2 or min(widths) < 1:
-        raise argparse.ArgumentTypeError(f"expected at least two positive channel counts, got {text!r}")
-    return widths
 
 
 def _seeds_of(text: str) -> dict[str, int]:
@@ -70,15 +52,6 @@ def _seeds_of(text: str) -> dict[str, int]:
             example = "METHOD=N pairs such as baseline=10,pkl=10"
             raise argparse.ArgumentTypeError(f"expected {example}, got {text!r}") from None
     return out
-
-
-def _crop(text: str) -> tuple[int, int, int]:
-    sizes = _integers(text, "a crop size such as 80 or 80,80,80")
-    if len(sizes) == 1:
-        sizes = sizes * 3
-    if len(sizes) != 3 or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"expected one or three positive sizes, got {text!r}")
-    return sizes
 
 
 def build_parser(defaults: TrainConfig = DEFAULT) -> argparse.ArgumentParser:
@@ -152,67 +125,9 @@ def build_parser(defaults: TrainConfig = DEFAULT) -> argparse.ArgumentParser:
         + ", ".join(f"{m} for {anatomy}" for anatomy, m in STUDENT_MODALITY.items())
         + ")",
     )
-    tr.add_argument(
-        "--steps", type=_positive, default=defaults.steps, help=f"optimisation steps (default {defaults.steps})"
-    )
-    tr.add_argument(
-        "--seed",
-        type=int,
-        default=defaults.seed,
-        help=f"seed of initialisation, batches and augmentation (default {defaults.seed})",
-    )
-    tr.add_argument(
-        "--dims",
-        type=int,
-        choices=[2, 3],
-        default=defaults.spatial_dims,
-        help=f"2: slices, 3: volumes (default {defaults.spatial_dims})",
-    )
-    tr.add_argument(
-        "--crop",
-        type=_crop,
-        default=defaults.crop,
-        help=f"3D: size of the random training crops and of the inference window, one size or three "
-        f"(default {','.join(map(str, defaults.crop))})",
-    )
-    tr.add_argument(
-        "--dropout",
-        type=float,
-        default=defaults.dropout,
-        help=f"dropout in the encoder (default {defaults.dropout:g}; 0: off)",
-    )
-    tr.add_argument("--lr", type=float, default=defaults.lr, help=f"initial learning rate (default {defaults.lr:g})")
-    tr.add_argument(
-        "--lr-step-every",
-        type=_positive,
-        default=defaults.lr_step_every,
-        help=f"steps between learning-rate updates (default {defaults.lr_step_every}; 300 in the reference: one epoch)",
-    )
-    tr.add_argument(
-        "--optimizer",
-        choices=["adam", "sgd"],
-        default=defaults.optimizer,
-        help=f"adam (fast on short runs) or sgd (momentum 0.9, the paper's); default {defaults.optimizer}",
-    )
-    tr.add_argument(
-        "--temperature",
-        type=float,
-        default=defaults.temperature,
-        help=f"distillation temperature (default {defaults.temperature:g})",
-    )
-    _compute_options(tr, batch="slices or crops per step", defaults=defaults)
-    tr.add_argument(
-        "--intensity",
-        type=float,
-        default=defaults.intensity,
-        help=f"intensity augmentation: scale 1±x and shift ±x per channel (default {defaults.intensity:g}; 0: off)",
-    )
-    tr.add_argument(
-        "--affine",
-        type=float,
-        default=defaults.affine,
-        help=f"affine augmentation: rotation up to ±x degrees, scale 1±x/100, 2D (default {defaults.affine:g}; 0: off)",
-    )
+    tr.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    # every other setting of the run: TrainConfig's fields, their defaults and their descriptions
+    add_config_options(tr, defaults, skip=("method",))
     tr.add_argument(
         "--test-fraction",
         type=float,
@@ -469,23 +384,7 @@ def _train(args) -> int:
         modalities=volumes[0].modalities,
         modality=args.modality or student_modality(volumes[0].modalities),
         num_classes=volumes[0].convention.num_classes,
-        spatial_dims=args.dims,
-        crop=args.crop,
-        widths=args.widths,
-        dropout=args.dropout,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        optimizer=args.optimizer,
-        lr=args.lr,
-        lr_step_every=args.lr_step_every,
-        temperature=args.temperature,
-        seed=args.seed,
-        amp=args.amp,
-        intensity=args.intensity,
-        affine=args.affine,
-        placement=args.placement,
-        compile=args.compile,
-        channels_last=not args.no_channels_last,
+        **config_settings(args, skip=("method",)),  # the rest as given (None: the method decides)
     )
     checkpoint = Path(args.out) / "checkpoint.pt"
     started = time.time()

@@ -69,22 +69,21 @@ def test_train_options_default_to_the_configs_own_values():
     parser = build_parser()
     args = parser.parse_args(["train", "--method", "baseline", "--data", "d", "--out", "o"])
     default = TrainConfig()
-    for option, field in [
-        ("steps", "steps"),
-        ("batch_size", "batch_size"),
-        ("seed", "seed"),
-        ("dims", "spatial_dims"),
-        ("widths", "widths"),
-        ("lr", "lr"),
-        ("optimizer", "optimizer"),
-        ("temperature", "temperature"),
-        ("amp", "amp"),
-        ("intensity", "intensity"),
-        ("affine", "affine"),
-        ("placement", "placement"),
-    ]:
-        assert getattr(args, option) == getattr(default, field), option
+    from dataclasses import fields
+
+    from pkd_lessons.training.options import FROM_DATA, METHOD_DEFAULTS, field_help
+
+    helps = {a.dest: a.help for a in parser._subparsers._group_actions[0].choices["train"]._actions}
+    for f in fields(TrainConfig):
+        if f.name in FROM_DATA or f.name == "method":
+            continue
+        # every other setting is an option; where the method decides, it is left to the method
+        expected = None if f.name in METHOD_DEFAULTS else getattr(default, f.name)
+        assert getattr(args, f.name) == expected, f.name
+        assert helps[f.name].startswith(field_help()[f.name].rstrip(".")[:20]), f.name  # the field's own description
     assert args.test_fraction == TEST_FRACTION
+    dims = parser.parse_args(["train", "--method", "protokd", "--data", "d", "--out", "o", "--dims", "3", "--no-flip"])
+    assert (dims.spatial_dims, dims.flip) == (3, False)
     bench = parser.parse_args(["benchmark"])
     assert (bench.batch_size, bench.widths, bench.amp) == (default.batch_size, default.widths, default.amp)
 
@@ -95,7 +94,7 @@ def test_train_profile_faithful_starts_from_the_reference_settings():
 
     base = ["train", "--method", "pkl", "--data", "d", "--out", "o", "--profile", "faithful"]
     args = parse_args(base)
-    assert (args.dims, args.crop, args.batch_size, args.optimizer, args.lr, args.steps) == (
+    assert (args.spatial_dims, args.crop, args.batch_size, args.optimizer, args.lr, args.steps) == (
         3,
         (80, 80, 80),
         4,
@@ -105,8 +104,8 @@ def test_train_profile_faithful_starts_from_the_reference_settings():
     )
     assert args.dropout == 0.0  # the reference trains without dropout (its model's default 0.3 is overridden)
     args = parse_args([*base, "--steps", "10", "--crop", "32", "--lr", "2e-3"])
-    assert (args.steps, args.crop, args.lr, args.dims) == (10, (32, 32, 32), 2e-3, 3)
-    assert parse_args(base[:-2]).dims == 2  # without the profile: the 2D defaults
+    assert (args.steps, args.crop, args.lr, args.spatial_dims) == (10, (32, 32, 32), 2e-3, 3)
+    assert parse_args(base[:-2]).spatial_dims == 2  # without the profile: the 2D defaults
 
 
 def test_faithful_run_end_to_end_at_toy_sizes(tmp_path):

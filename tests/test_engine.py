@@ -206,6 +206,7 @@ def test_every_method_learns(method, volumes, teacher):
         "ckd": {"seg", "image"},
         "pkl": {"seg", "pixel", "image"},
         "kdnet": {"seg", "pixel", "image"},
+        "protokd": {"seg", "pixel", "proto"},
     }
     assert set(history) - {"loss", "lr"} == expected[method]
 

@@ -200,7 +200,7 @@ def test_every_branch_runs_at_tiny_sizes(tmp_path):
     failed = {r.name: r.error for r in runs if not r.ok}
     assert not failed, failed
     methods = {p.name.split("-")[0] for p in (tmp_path / "data" / "runs" / "tiny" / "brain").iterdir()}
-    assert {"kd", "rkd", "ckd", "pkl", "kdnet"} <= methods
+    assert {"kd", "rkd", "ckd", "pkl", "kdnet", "protokd"} <= methods
     assert (tmp_path / "data" / "runs" / "tiny" / "brain" / "teacher-s0-archearly").is_dir()
 
 

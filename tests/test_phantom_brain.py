@@ -277,3 +277,24 @@ def test_rater_keeps_nesting_and_mask():
         wt, tc, et = BRATS.to_regions(drawn)
         assert not (et & ~tc).any() and not (tc & ~wt).any()
         assert not (drawn[~mask] > 0).any()
+
+
+def test_a_sequence_simulated_beyond_the_layout_leaves_reading_unchanged(monkeypatch, tmp_path):
+    """What the phantom simulates is its own list; the files it writes are the BraTS layout's, so a
+    new simulated sequence (a DWI here) is kept in memory and reading the folder is unchanged."""
+    from pkd_lessons.data import find_cases, load_case
+    from pkd_lessons.data.layouts import BRAIN_MODALITIES
+    from pkd_lessons.phantoms import brain
+    from pkd_lessons.phantoms.signal import Acquisition, spin_echo
+
+    dwi = Acquisition(spin_echo, {"tr": 5000.0, "te": 90.0})
+    monkeypatch.setattr(brain, "SEQUENCES", {**brain.SEQUENCES, "dwi": dwi})
+    case = make_brain_case(0, 0, BrainPhantomConfig(voxel_mm=4.0))
+    assert list(case.images) == [*BRAIN_MODALITIES, "dwi"]
+    brain.write_brain_case(case, tmp_path / "BraTS2021_00000", "BraTS2021_00000")
+    assert not list(tmp_path.rglob("*dwi*"))
+    (found,) = find_cases(tmp_path)
+    assert load_case(found).modalities == BRAIN_MODALITIES
+    del case.images["t1ce"]
+    with pytest.raises(ValueError, match="stores t1ce, which the phantom did not simulate"):
+        brain.write_brain_case(case, tmp_path / "other", "other")

@@ -30,6 +30,7 @@ from pkd_lessons.errors import TrainingError
 from pkd_lessons.phantoms import make_phantoms
 from pkd_lessons.realdata import download, fetch_task01
 from pkd_lessons.training import checkpoint as checkpoint_module
+from pkd_lessons.training import teacher_store
 from pkd_lessons.training import trainer as train_module
 from pkd_lessons.training.checkpoint import load_checkpoint
 from pkd_lessons.training.config import TrainConfig
@@ -314,14 +315,14 @@ def test_a_damaged_teacher_cache_is_rebuilt(teacher_ckpt, tmp_path):
 
 def test_a_read_only_teacher_folder_moves_the_cache(teacher_ckpt, tmp_path, monkeypatch):
     ckpt, volumes = teacher_ckpt
-    real = train_module.atomic_file
+    real = teacher_store.atomic_file
 
     def read_only(path):
         if ckpt.parent in path.parents:
             raise OSError(errno.EROFS, "Read-only file system", str(path))
         return real(path)
 
-    monkeypatch.setattr(train_module, "atomic_file", read_only)
+    monkeypatch.setattr(teacher_store, "atomic_file", read_only)
     monkeypatch.setenv("PKD_LESSONS_CACHE", str(tmp_path / "cache"))
     with pytest.warns(UserWarning, match="cannot store the teacher's outputs there"):
         train_module.train(_train_cfg("pkl", steps=2), volumes, ckpt, device="cpu", progress=False)

@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = "pkd_lessons"
 #: The API pages in the order the data flows; the package root's own modules come last.
-AREAS = ("phantoms", "data", "models", "losses", "training", "evaluation", "lessons", "realdata")
+AREAS = ("phantoms", "data", "models", "losses", "methods", "training", "evaluation", "lessons", "realdata")
 GLOSSARY_URL = "https://github.com/pkd-lessons/pkd-lessons/blob/main/docs/glossary.md"
 COLAB_BADGE_URL = "https://colab.research.google.com/assets/colab-badge.svg"
 #: Generated folders under docs/ (git-ignored).
@@ -228,7 +228,8 @@ def api_index() -> str:
         "",
         "One page per part of the package, in the order the data flows through it: phantoms are written in",
         "the real data sets' layouts, read by `data`, segmented by `models`, trained by `training` with the",
-        "`losses`, scored by `evaluation`; `lessons` holds what the notebooks share, `realdata` the downloads.",
+        "`losses` each of the `methods` adds, scored by `evaluation`; `lessons` holds what the notebooks",
+        "share, `realdata` the downloads.",
         "Each module names the lessons that explain it.",
         "",
         "```{toctree}",

@@ -299,7 +299,7 @@ class Lesson:
         folder = self.data_root / "runs" / self.settings["profile"] / dataset / name
         teacher = None
         if cfg.needs_teacher:  # its teacher: the same network shape, data and schedule as this run
-            teacher = self.run("teacher", 0, dataset, progress=progress, **overrides)
+            teacher = self.run("teacher", 0, dataset, progress=progress, **teacher_overrides(cfg, overrides))
         identity = self.identity(cfg, dataset, teacher)
         if reuse_only:
             saved, _ = reusable(folder, identity)
@@ -370,8 +370,10 @@ class Lesson:
         seeds = self.seeds if seeds is None else list(seeds)
         jobs = [(m, s) for m in methods for s in seeds]
         self.split(dataset)  # the phantoms made once, before any worker reads them
-        if any(TrainConfig(method=m).needs_teacher for m in methods):
-            self.run("teacher", 0, dataset, **overrides)
+        for m in methods:  # the teachers first (the paper's, or ProtoKD's early fusion), once each
+            cfg = self.config(m, 0, dataset, **overrides)
+            if cfg.needs_teacher:
+                self.run("teacher", 0, dataset, **teacher_overrides(cfg, overrides))
         done: dict[tuple[str, int], Run] = {}
         for job in jobs:
             stored = self.run(*job, dataset, reuse_only=True, **overrides)
@@ -411,21 +413,14 @@ class Lesson:
     def heads(self, run: Run):
         """A run's trained projection heads (``"student"``, ``"teacher"``), or fresh ones if it has none."""
         import torch
-        from torch import nn
 
-        from pkd_lessons.models import ProjectionHead
+        from pkd_lessons.models import projection_heads
         from pkd_lessons.training.checkpoint import load_checkpoint
         from pkd_lessons.training.trainer import Trainer
 
         torch.manual_seed(run.config.seed)
         train, _ = self.split(run.folder.parent.name)
-        size = Trainer.input_size(run.config, train)
-        heads = nn.ModuleDict(
-            {
-                "student": ProjectionHead(run.config.widths[0], size),
-                "teacher": ProjectionHead(run.config.widths[0], size),
-            }
-        )
+        heads = projection_heads(run.config.widths[0], Trainer.input_size(run.config, train))
         state = load_checkpoint(run.checkpoint)["heads"]
         if state:
             heads.load_state_dict(state)
@@ -578,6 +573,24 @@ def check_settings(settings: dict) -> None:
     for key in ("teacher_steps", "student_steps", "cardiac_steps", "batch_size", "cardiac_batch_size"):
         if int(settings[key]) < 1:
             raise ValueError(f"{key}={settings[key]}: must be at least 1")
+
+
+def teacher_overrides(cfg: TrainConfig, overrides: dict) -> dict:
+    """The settings a distilled run passes to :meth:`Lesson.run` for its teacher.
+
+    Its own overrides, and the architecture of the teacher its method learns from where that is
+    not the default one (ProtoKD's early fusion: ``teacher-s0-archearly``).
+
+    Args:
+        cfg: the distilled run's settings.
+        overrides: the settings it was given.
+
+    Returns:
+        The teacher's overrides.
+    """
+    if "arch" in overrides or cfg.arch == TrainConfig(method="teacher").arch:
+        return dict(overrides)
+    return {**overrides, "arch": cfg.arch}
 
 
 def _one_thread() -> None:

@@ -10,7 +10,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-ALL_METHODS = ("control", "kd", "rkd", "ckd", "pkl", "kdnet")
+from pkd_lessons.methods.registry import DISTILLED_METHODS
+
+#: Every student variant a profile can compare: the positive control (the baseline trained on the
+#: clean truth) and every distilled method of the registry (:mod:`pkd_lessons.methods`).
+ALL_METHODS = ("control", *DISTILLED_METHODS)
 
 # CPU, 2 cores. The teacher trains on whole slices; students train on random 64x64 windows of the
 # slices (the 2D counterpart of the reference's random crops), which is what buys steps on a CPU.

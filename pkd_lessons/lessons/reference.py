@@ -30,12 +30,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pkd_lessons.atomic import atomic_file
+from pkd_lessons.lessons.profiles import ALL_METHODS
 from pkd_lessons.lessons.provenance import source_commit, versions
 from pkd_lessons.phantoms.sets import physics_id
 
 REFERENCE_FILE = Path(__file__).resolve().parent / "reference_brain.json"
 #: Every student variant the reference can train (``control``: the baseline on the clean truth).
-REFERENCE_METHODS = ("baseline", "control", "kd", "rkd", "ckd", "pkl", "kdnet")
+REFERENCE_METHODS = ("baseline", *ALL_METHODS)
 #: What ``pkd-lessons reference`` trains by default: all of them.
 DEFAULT_METHODS = REFERENCE_METHODS
 #: Methods trained over more seeds than the profile's: the comparison the series is about, the

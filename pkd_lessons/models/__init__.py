@@ -1,6 +1,6 @@
 """Networks: the residual U-Net student, the multimodal attention-fusion teacher, projection heads."""
 
-from pkd_lessons.models.heads import ProjectionHead
+from pkd_lessons.models.heads import ProjectionHead, projection_heads
 from pkd_lessons.models.teacher import AttentionFusion, MultimodalTeacher, early_fusion_teacher, student
 from pkd_lessons.models.unet import SegmentationNet
 
@@ -10,5 +10,6 @@ __all__ = [
     "ProjectionHead",
     "SegmentationNet",
     "early_fusion_teacher",
+    "projection_heads",
     "student",
 ]

@@ -135,3 +135,18 @@ class ProjectionHead(nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """``(B, C, *input_size)`` feature map -> ``(B, out)`` unit-length embeddings."""
         return F.normalize(self.mlp(self.pool(features)), dim=1)
+
+
+def projection_heads(width: int, input_size: Sequence[int]) -> nn.ModuleDict:
+    """The pair of projection heads the contrastive loss trains: ``"student"`` and ``"teacher"``.
+
+    Each network's last decoder features go through a head of its own, as in the reference code.
+
+    Args:
+        width: channels of the last decoder features (the first of the networks' widths).
+        input_size: spatial size of the training inputs (the heads pool over half of it).
+
+    Returns:
+        ``ModuleDict`` with the two heads, freshly initialised.
+    """
+    return nn.ModuleDict({"student": ProjectionHead(width, input_size), "teacher": ProjectionHead(width, input_size)})

@@ -52,8 +52,6 @@ from pkd_lessons.phantoms.raters import RaterModel
 from pkd_lessons.phantoms.signal import Acquisition, inversion_recovery, mprage, spin_echo, t1_with_contrast
 from pkd_lessons.phantoms.tumour import grow_tumour
 
-MODALITIES: tuple[str, ...] = BRAIN_MODALITIES
-
 #: Tissue properties at 3 T: proton density (water fraction), T1 and T2 (ms), gadolinium
 #: concentration after the standard dose (mmol/l, at :data:`RELAXIVITY`).
 #:
@@ -88,11 +86,6 @@ RELAXIVITY = 4.0
 #: axial slices 2-6 mm thick, FLAIR 2-D axial, coronal or sagittal slices 2-6 mm thick. Each case
 #: draws its plane and thickness, as each site chose its own.
 SEQUENCES: dict[str, Acquisition] = {
-    "t1": Acquisition(spin_echo, {"tr": 500.0, "te": 10.0}, thickness_mm=(1.0, 6.0), planes=("sagittal", "axial")),
-    "t1ce": Acquisition(
-        mprage, {"tr": 2300.0, "ti": 900.0, "flip_deg": 9.0, "esp": 7.0, "readouts": 176, "te": 3.0}, contrast=True
-    ),
-    "t2": Acquisition(spin_echo, {"tr": 4000.0, "te": 100.0}, thickness_mm=(2.0, 6.0), planes=("axial",)),
     # TI nulls CSF: 4163 * ln(2 / (1 + exp(-9000/4163))) ~ 2430 ms.
     "flair": Acquisition(
         inversion_recovery,
@@ -100,6 +93,11 @@ SEQUENCES: dict[str, Acquisition] = {
         thickness_mm=(2.0, 6.0),
         planes=("axial", "coronal", "sagittal"),
     ),
+    "t1": Acquisition(spin_echo, {"tr": 500.0, "te": 10.0}, thickness_mm=(1.0, 6.0), planes=("sagittal", "axial")),
+    "t1ce": Acquisition(
+        mprage, {"tr": 2300.0, "ti": 900.0, "flip_deg": 9.0, "esp": 7.0, "readouts": 176, "te": 3.0}, contrast=True
+    ),
+    "t2": Acquisition(spin_echo, {"tr": 4000.0, "te": 100.0}, thickness_mm=(2.0, 6.0), planes=("axial",)),
 }
 
 #: What identifies the brain phantom's physics: a set made with other values is regenerated.
@@ -109,6 +107,11 @@ PHYSICS: dict = {
     "sequences": {m: a.describe() for m, a in SEQUENCES.items()},
     "mass_effect": {"model": "radial volume-conserving push", "tolerance_voxels": MASS_EFFECT_TOLERANCE},
 }
+#: The sequences the phantom simulates, in the order it draws them: its own list. The files it
+#: writes are the layout's (``data.layouts.BRAIN_MODALITIES``, what BraTS stores);
+#: a sequence simulated beyond them (a DWI, say) stays in :class:`BrainCase` and is not written, so
+#: it cannot change what reading a real folder expects.
+MODALITIES: tuple[str, ...] = tuple(SEQUENCES)
 
 
 @dataclass(frozen=True)
@@ -242,7 +245,7 @@ def make_brain_case(
     mask = ndimage.binary_fill_holes(brain > 0.5)
     images: dict[str, np.ndarray] = {}
     slices: dict[str, dict] = {}
-    for modality in MODALITIES:
+    for modality in SEQUENCES:  # MODALITIES, or what a caller simulates beyond them
         signal = healthy * (
             wm * _tissue_signal(props["wm"], modality)
             + gm * _tissue_signal(props["gm"], modality)
@@ -291,8 +294,13 @@ def case_name(index: int) -> str:
 
 
 def write_brain_case(case: BrainCase, folder: Path, name: str) -> None:
-    """Write one case's files into ``folder`` (BraTS 2021 names plus ``_seg_clean``)."""
-    for modality, volume in case.images.items():
+    """Write one case's files into ``folder`` (BraTS 2021 names plus ``_seg_clean``): the layout's
+    modalities (``data.layouts.BRAIN_MODALITIES``), whatever else was simulated.
+
+    Raises:
+        ValueError: a modality the layout stores was not simulated.
+    """
+    for modality, volume in case.stored(BRAIN_MODALITIES, "BraTS", name).items():
         write_nifti(volume, case.affine, folder / f"{name}_{modality}.nii.gz")
     write_nifti(case.label, case.affine, folder / f"{name}_seg.nii.gz")
     write_nifti(case.truth, case.affine, folder / f"{name}_seg_clean.nii.gz")

@@ -40,8 +40,10 @@ from pkd_lessons.phantoms.fields import bias_field, partial_volume_blur, rician_
 from pkd_lessons.phantoms.raters import RaterModel
 from pkd_lessons.phantoms.signal import bssfp, inversion_recovery, null_time, spin_echo
 
-#: Modality names used by the loader, and MyoPS's file suffix of each.
-MODALITIES: tuple[str, ...] = HEART_MODALITIES
+#: The sequences the phantom simulates (:func:`_signals`), in the order it draws them: its own list.
+#: The files it writes are the layout's (``data.layouts.HEART_MODALITIES``, with
+#: MyoPS's suffixes); a sequence simulated beyond them is not written.
+MODALITIES: tuple[str, ...] = ("bssfp", "lge", "t2")
 
 # Tissue index in the drawing (not the label): 0 air, then these.
 TISSUE_NAMES = ("air", "blood", "myocardium", "oedema", "scar", "fat", "muscle", "lung", "liver", "bone")
@@ -300,8 +302,13 @@ def case_name(index: int) -> str:
 
 def write_cardiac_case(case: CardiacCase, folder: Path, name: str) -> None:
     """Write one case in the MyoPS 2020 layout under ``folder`` (images in ``train25/``,
-    labels in ``train25_myops_gd/``, clean truth beside the label as ``_gd_clean``)."""
-    for m, volume in case.images.items():
+    labels in ``train25_myops_gd/``, clean truth beside the label as ``_gd_clean``): the layout's
+    modalities (``data.layouts.HEART_MODALITIES``), whatever else was simulated.
+
+    Raises:
+        ValueError: a modality the layout stores was not simulated.
+    """
+    for m, volume in case.stored(HEART_MODALITIES, "MyoPS", name).items():
         write_nifti(volume, case.affine, folder / "train25" / f"{name}_{MYOPS_SUFFIX[m]}.nii.gz")
     write_nifti(case.label.astype(np.int16), case.affine, folder / "train25_myops_gd" / f"{name}_gd.nii.gz")
     write_nifti(case.truth.astype(np.int16), case.affine, folder / "train25_myops_gd" / f"{name}_gd_clean.nii.gz")

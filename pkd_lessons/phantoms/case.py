@@ -28,6 +28,25 @@ class PhantomCase:
     info: dict
     tissues: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
+    def stored(self, modalities: Iterable[str], layout: str, name: str) -> dict[str, np.ndarray]:
+        """The images a data set's layout stores, in its order; any other simulated sequence is left out.
+
+        Args:
+            modalities: the layout's modalities.
+            layout: its name, for the message.
+            name: the case's name, for the message.
+
+        Raises:
+            ValueError: a modality the layout stores was not simulated.
+        """
+        modalities = tuple(modalities)
+        missing = [m for m in modalities if m not in self.images]
+        if missing:
+            raise ValueError(
+                f"{name}: the {layout} layout stores {', '.join(missing)}, which the phantom did not simulate"
+            )
+        return {m: self.images[m] for m in modalities}
+
 
 def vary_tissues(
     table: dict[str, dict[str, float]], rng: np.random.Generator, sd: float, fixed: Iterable[str] = ()

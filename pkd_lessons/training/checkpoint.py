@@ -6,6 +6,8 @@ import hashlib
 import io
 import json
 import os
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -97,3 +99,39 @@ def fingerprint(state: dict) -> str:
         h.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
         h.update(tensor.reshape(-1).view(torch.uint8).numpy().data)  # reshape: 0-d tensors too
     return h.hexdigest()[:16]
+
+
+def save_or_rescue(save: Callable[[Path], Path], path: str | os.PathLike, rescue_name: str) -> Path:
+    """Write a checkpoint with ``save``; where that fails, write it to the system's temporary folder.
+
+    A full disk or a folder gone read-only at the end of a long run must not lose the run: the
+    checkpoint goes to ``tempfile.gettempdir() / rescue_name`` instead, and the error says where.
+
+    Args:
+        save: writes the checkpoint to the path it is given (raises ``OSError`` when it cannot).
+        path: where the checkpoint belongs.
+        rescue_name: the file name of the rescued copy (unique to the run and step).
+
+    Returns:
+        ``path``, written.
+
+    Raises:
+        DataError: the checkpoint could not be written at ``path``; the message names the rescued
+            copy, or says that none could be written either.
+    """
+    try:
+        return save(Path(path))
+    except OSError as err:
+        rescue = Path(tempfile.gettempdir()) / rescue_name
+        try:
+            save(rescue)
+        except OSError:
+            raise DataError(
+                f"{path}: cannot write the checkpoint ({err.strerror or err}), nor a copy in "
+                f"{rescue.parent}; the run is lost"
+            ) from err
+        raise DataError(
+            f"{path}: cannot write the checkpoint ({err.strerror or err}); the run was saved to "
+            f"{rescue} instead: move it to {path} once there is room, and use it from there "
+            "(or continue it with --resume)"
+        ) from err

@@ -5,17 +5,23 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 from pkd_lessons.data.layouts import BRAIN_MODALITIES, STUDENT_MODALITY
+from pkd_lessons.methods.method import Method
+from pkd_lessons.methods.registry import REGISTRY, STUDENT_METHODS, get_method
 
-METHODS: dict[str, str] = {
-    "teacher": "multimodal teacher, all modalities, segmentation loss only",
-    "baseline": "unimodal student, segmentation loss only (labels only)",
-    "kd": "unimodal student + plain (Hinton) KD of the outputs",
-    "rkd": "unimodal student + the paper's regularized pixel-level KD",
-    "ckd": "unimodal student + the paper's contrastive image-level KD",
-    "pkl": "unimodal student + regularized KD + contrastive KD, 0.5 / 0.5 (the paper's method)",
-    "kdnet": "unimodal student + KD-Net style output KD and bottleneck KL (competitor)",
-}
-STUDENT_METHODS = tuple(m for m in METHODS if m != "teacher")
+__all__ = [
+    "AMP_CHOICES",
+    "METHODS",
+    "MODEL_KEYS",
+    "PLACEMENTS",
+    "PRESETS",
+    "SPEED_KEYS",
+    "STUDENT_METHODS",
+    "TEST_FRACTION",
+    "TrainConfig",
+]
+
+#: name -> one line on what it trains, from the methods' registry (:mod:`pkd_lessons.methods`).
+METHODS: dict[str, str] = {name: m.summary for name, m in REGISTRY.items()}
 
 # Settings that define the network: a checkpoint can only be resumed or loaded with the same ones.
 MODEL_KEYS = ("method", "arch", "modalities", "modality", "num_classes", "spatial_dims", "widths", "dropout")
@@ -32,9 +38,9 @@ TEST_FRACTION = 0.2
 #: reference code's own experiment: 3D networks with the paper's widths, no dropout (the reference's
 #: model function defaults to 0.3, but its training script feeds 0.0), random 80^3 crops inside the
 #: brain's bounding box, batch 4, SGD (momentum 0.9) at lr 1e-3 with the poly schedule over 200
-#: epochs x 300 iterations, set once per epoch, weight decay 1e-5 on the kernels, temperature 10,
-#: loss weights 0.5 / 0.5, and no augmentation (the reference code's input pipeline is the random
-#: crop alone).
+#: epochs x 300 iterations, set once per epoch, weight decay 1e-5 on the kernels, the method's
+#: temperature and loss weights (the paper's: 10 and 0.5 / 0.5), and no augmentation (the
+#: reference code's input pipeline is the random crop alone).
 #: Its inference is the sliding window over 80^3 windows with 50 % overlap
 #: (:func:`~pkd_lessons.evaluation.prediction.predict_volume` with the run's crop).
 PRESETS: dict[str, dict] = {
@@ -51,9 +57,6 @@ PRESETS: dict[str, dict] = {
         "steps": 60_000,
         "lr_step_every": 300,
         "weight_decay": 1e-5,
-        "temperature": 10.0,
-        "pixel_weight": 0.5,
-        "image_weight": 0.5,
         "flip": False,
         "intensity": 0.0,
         "affine": 0.0,
@@ -77,7 +80,10 @@ class TrainConfig:
             defaults to (on the middle convolution of every stage); the reference's training script
             feeds 0.0, so the published networks train without dropout, as the ``faithful`` preset
             does.
-        arch: teacher architecture: ``"attention"`` (the paper's) or ``"early"`` (channels stacked).
+        arch: the teacher's architecture: ``"attention"`` (the paper's) or ``"early"`` (channels
+            stacked at the input). For a student, that of the teacher it learns from; None: the
+            method's (``Method.teacher_arch``: early fusion for
+            ProtoKD, the paper's network otherwise).
         steps: optimisation steps.
         batch_size: slices (2D) or crops (3D) per step.
         crop: 3D crop size.
@@ -94,9 +100,11 @@ class TrainConfig:
         weight_decay: L2 weight decay of the convolution and dense kernels, none on biases and norms
             (:func:`~pkd_lessons.training.optim.decay_groups`): 1e-5 in the paper, where it is
             ``1e-5 * ||W||^2 / 2``, which is SGD's ``weight_decay=1e-5``.
-        temperature: distillation temperature (10 in the paper).
-        pixel_weight: weight of the pixel-level term (kd, rkd, pkl, kdnet outputs): 0.5 in the paper.
-        image_weight: weight of the image-level term (ckd, pkl) or of KD-Net's feature term: 0.5.
+        temperature: distillation temperature; None: the method's (10, the paper's and ProtoKD's).
+        pixel_weight: weight of the output term (kd, rkd, pkl, kdnet, protokd); None: the method's
+            (0.5 in the paper, 10 in ProtoKD).
+        image_weight: weight of the image-level term (ckd, pkl), of KD-Net's bottleneck term or of
+            ProtoKD's prototype term; None: the method's (0.5 in the paper, 0.1 in ProtoKD).
         kd_t2: apply Hinton's ``T^2`` factor in plain KD.
         margin: margin of the contrastive loss.
         flip: random flips as augmentation.
@@ -152,7 +160,7 @@ class TrainConfig:
     spatial_dims: int = 2
     widths: tuple[int, ...] = (16, 32, 64, 128)
     dropout: float = 0.3
-    arch: str = "attention"
+    arch: str | None = None
     steps: int = 200
     batch_size: int = 16
     crop: tuple[int, int, int] = (64, 64, 64)
@@ -161,9 +169,9 @@ class TrainConfig:
     lr: float = 2e-3
     lr_step_every: int = 1
     weight_decay: float = 1e-5
-    temperature: float = 10.0
-    pixel_weight: float = 0.5
-    image_weight: float = 0.5
+    temperature: float | None = None
+    pixel_weight: float | None = None
+    image_weight: float | None = None
     kd_t2: bool = True
     margin: float = 1.0
     flip: bool = True
@@ -186,8 +194,11 @@ class TrainConfig:
             object.__setattr__(self, "slice_crop", tuple(int(c) for c in self.slice_crop))
             if len(self.slice_crop) != 2 or min(self.slice_crop) < 1:
                 raise ValueError(f"slice_crop must be two positive sizes (h, w) or None, got {self.slice_crop}")
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {', '.join(METHODS)}; got {self.method!r}")
+        method = get_method(self.method)  # an unknown name: ValueError listing the known ones
+        for name, value in method.defaults.items():  # None: the method's own default
+            object.__setattr__(self, name, float(value if getattr(self, name) is None else getattr(self, name)))
+        if self.arch is None:  # a teacher's own architecture; a student's: that of the teacher it learns from
+            object.__setattr__(self, "arch", method.teacher_arch)
         if self.is_student and self.modality not in self.modalities:
             raise ValueError(f"modality {self.modality!r} is not one of the data's modalities {self.modalities}")
         if self.spatial_dims not in (2, 3):
@@ -223,14 +234,19 @@ class TrainConfig:
             raise ValueError(f"temperature must be positive and finite, got {self.temperature}")
 
     @property
+    def method_object(self) -> Method:
+        """The run's :class:`~pkd_lessons.methods.method.Method` (what it needs, trains and minimises)."""
+        return get_method(self.method)
+
+    @property
     def is_student(self) -> bool:
         """True for every method but the teacher."""
-        return self.method != "teacher"
+        return self.method_object.student
 
     @property
     def needs_teacher(self) -> bool:
         """True for the distilled students."""
-        return self.method not in ("teacher", "baseline")
+        return self.method_object.needs_teacher
 
     @property
     def input_modalities(self) -> tuple[str, ...]:

@@ -1,17 +1,9 @@
 """One trainer for the teacher, the unimodal baseline and every distilled student.
 
-The loss of a step, by method (``L_seg``: :func:`~pkd_lessons.losses.segmentation.segmentation_loss` on the
-rater's labels; ``a = pixel_weight``, ``b = image_weight``):
-
-==========  =========================================================================
-teacher     ``L_seg`` (all modalities in)
-baseline    ``L_seg`` (one modality in)
-kd          ``L_seg + a L_kd(z_s, z_t, T)``
-rkd         ``L_seg + a L_rkd(z_s, z_t, y, T)``
-ckd         ``L_seg + b L_ckd(h_s(f_s), h_t(f_t))``
-pkl         ``L_seg + a L_rkd + b L_ckd``  (the paper, a = b = 0.5)
-kdnet       ``L_seg + a L_kd(z_s, z_t, T) + b KL(bottleneck_t || bottleneck_s)``
-==========  =========================================================================
+The loss of a step is the method's (:mod:`pkd_lessons.methods`: ``L_seg``,
+:func:`~pkd_lessons.losses.segmentation.segmentation_loss` on the rater's labels, plus the
+method's distillation terms, each weighed by its setting); the trainer asks the method what it
+needs from the teacher, which heads it trains and what a multi-process run gathers.
 
 The teacher is frozen (no gradient, eval mode); its projection head is trained with the student's,
 as in the reference code. In 2D its outputs are computed once for the training slices
@@ -28,13 +20,8 @@ a progress display or a checkpoint needs them.
 from __future__ import annotations
 
 import hashlib
-import json
-import math
 import os
-import tempfile
 import time
-import warnings
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -42,21 +29,29 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from pkd_lessons.atomic import atomic_file, check_writable_folder
+from pkd_lessons.atomic import check_writable_folder
 from pkd_lessons.data.datasets import CropDataset
 from pkd_lessons.data.volumes import CaseVolume
 from pkd_lessons.errors import DataError, TrainingError
 from pkd_lessons.evaluation.prediction import validation_dice
-from pkd_lessons.losses import contrastive_kd_loss, kd_loss, kdnet_terms, regularized_kd_loss, segmentation_loss
-from pkd_lessons.models import MultimodalTeacher, ProjectionHead, early_fusion_teacher, student
+from pkd_lessons.losses import segmentation_loss
+from pkd_lessons.models import MultimodalTeacher, early_fusion_teacher, projection_heads, student
 from pkd_lessons.training.augment import BatchAugment, random_crops
-from pkd_lessons.training.checkpoint import check_compatible, fingerprint, load_checkpoint, save_checkpoint
+from pkd_lessons.training.checkpoint import (
+    check_compatible,
+    fingerprint,
+    load_checkpoint,
+    save_checkpoint,
+    save_or_rescue,
+)
 from pkd_lessons.training.config import TrainConfig
 from pkd_lessons.training.device import pick_device, synchronize
 from pkd_lessons.training.distributed import Ranks, Replica, barrier, gather, step_seed
 from pkd_lessons.training.inputs import BatchFeed, CropFeed, SliceBank, TeacherOutputs, teacher_cache
+from pkd_lessons.training.loss_log import LossLog
 from pkd_lessons.training.optim import decay_groups, poly_lr
 from pkd_lessons.training.precision import choose_precision
+from pkd_lessons.training.teacher_store import cached_teacher_outputs, outputs_file_name
 
 
 def build_model(cfg: TrainConfig) -> nn.Module:
@@ -150,11 +145,10 @@ class Trainer:
         self.model = build_model(cfg).to(self.device, memory_format=layout)
         # torch.compile traces on the first call (a minute or more); off by default, see TrainConfig.
         self._forward = torch.compile(self.model.forward_all) if cfg.compile else self.model.forward_all
-        self.heads = nn.ModuleDict()
-        if cfg.method in ("ckd", "pkl"):
-            size = self.input_size(cfg, volumes)
-            self.heads["student"] = ProjectionHead(cfg.widths[0], size)
-            self.heads["teacher"] = ProjectionHead(cfg.widths[0], size)
+        self.method = cfg.method_object
+        self.heads = (
+            projection_heads(cfg.widths[0], self.input_size(cfg, volumes)) if self.method.heads else nn.ModuleDict()
+        )
         self.heads.to(self.device)
         # Weight decay on the convolution and dense kernels only, as the reference's L2 term.
         groups = decay_groups([self.model, self.heads], cfg.weight_decay)
@@ -176,11 +170,9 @@ class Trainer:
         self.teacher = freeze(teacher.to(self.device, memory_format=layout)) if cfg.needs_teacher else None
         self.teacher_id = teacher_id
         self.step = 0
-        self._history: dict[str, list[float]] = defaultdict(list)
-        self._pending: list[tuple[tuple[str, ...], torch.Tensor]] = []
+        self.log = LossLog(cfg.method)
         self.saved: tuple[Path, int] | None = None  # (file, step) of the last checkpoint fit() wrote
         self.resumed_from: tuple[Path, int] | None = None  # (file, step) this run continued from
-        self.diverged: int | None = None  # the step whose loss was not finite
         self.samples_per_second = float("nan")
         self.augment = BatchAugment(cfg.flip, cfg.intensity, cfg.affine)
         self._cached: TeacherOutputs | None = None
@@ -196,8 +188,8 @@ class Trainer:
                 self._cached,
                 self.device,
                 cfg.placement,
-                bottleneck=cfg.method == "kdnet",
-                features=cfg.method in ("ckd", "pkl"),
+                bottleneck="bottleneck" in self.method.teacher_outputs,
+                features="features" in self.method.teacher_outputs,
             )
             if self.feed.placement == "pinned":  # keep one host copy: the pinned one
                 self.bank.images, self.bank.labels = self.feed.tensors["images"], self.feed.tensors["labels"]
@@ -223,34 +215,19 @@ class Trainer:
         return tuple(-(-max(p[i] for p in planes) // multiple) * multiple for i in range(2))
 
     def _teacher_cache(self, cache_dir: str | os.PathLike | None) -> TeacherOutputs:
-        """The teacher's outputs for the training slices: from ``cache_dir`` if stored there, else computed.
-
-        A stored file that cannot be read or does not fit these slices is computed afresh and
-        replaced. When ``cache_dir`` cannot be written (a teacher in a read-only folder), the outputs
-        are kept in :func:`fallback_cache_dir` instead; failing that, only in memory.
-        """
+        """The teacher's outputs for the training slices, stored between runs in ``cache_dir``
+        (:mod:`~pkd_lessons.training.teacher_store`), or computed in memory when there is none."""
         if cache_dir is None or self.teacher_id is None:
             return self._compute_teacher_outputs()
-        key = hashlib.sha256(
-            json.dumps([self.teacher_id, self.case_ids, self.data_id, self.bank.images.shape[2:], "features"]).encode()
+        size = tuple(self.bank.images.shape[2:])
+        return cached_teacher_outputs(
+            self._compute_teacher_outputs,
+            outputs_file_name(self.teacher_id, self.case_ids, self.data_id, size),
+            cache_dir,
+            slices=len(self.bank),
+            size=size,
+            bottleneck="bottleneck" in self.method.teacher_outputs,
         )
-        name = f"teacher-outputs-{key.hexdigest()[:16]}.pt"
-        places = [Path(cache_dir), fallback_cache_dir()]
-        for folder in places:
-            stored = self._read_teacher_outputs(folder / name)
-            if stored is not None:
-                return stored
-        cached = self._compute_teacher_outputs()
-        state = {"logits": cached.logits, "features": cached.features, "bottleneck": cached.bottleneck}
-        for folder in places:
-            try:
-                with atomic_file(folder / name) as tmp:
-                    torch.save(state, tmp)
-                return cached
-            except (OSError, RuntimeError) as err:  # torch's writer reports a full disk as RuntimeError
-                reason = getattr(err, "strerror", None) or str(err).splitlines()[0]
-                warnings.warn(f"{folder / name}: cannot store the teacher's outputs there ({reason})", stacklevel=2)
-        return cached
 
     def _compute_teacher_outputs(self) -> TeacherOutputs:
         return teacher_cache(
@@ -261,26 +238,6 @@ class Trainer:
             autocast=self.precision.autocast if self.precision.dtype else None,
             progress=self.progress,
         )
-
-    def _read_teacher_outputs(self, path: Path) -> TeacherOutputs | None:
-        """Stored teacher outputs that fit this run, or None (missing, damaged or another shape)."""
-        if not path.is_file():
-            return None
-        try:
-            stored = torch.load(path, weights_only=True)
-            outputs = TeacherOutputs(**stored)
-        except Exception as err:  # noqa: BLE001 (torch raises many kinds for a damaged file)
-            warnings.warn(
-                f"{path}: damaged teacher-output cache ({type(err).__name__}); computing it again", stacklevel=3
-            )
-            return None
-        n, h, w = len(self.bank), *self.bank.images.shape[2:]
-        if not isinstance(outputs.logits, torch.Tensor):
-            return None
-        shape = (outputs.logits.shape[0], *outputs.logits.shape[2:])
-        if shape != (n, h, w) or (self.cfg.method == "kdnet" and outputs.bottleneck is None):
-            return None  # made for other slices, or without the bottleneck KD-Net needs
-        return outputs
 
     # -- data ------------------------------------------------------------------------------------
     def next_batch(self) -> dict[str, torch.Tensor]:
@@ -306,7 +263,10 @@ class Trainer:
 
     def _teacher_outputs(self, batch: dict, images: torch.Tensor) -> dict[str, torch.Tensor]:
         if "t_logits" in batch:
-            out = {"logits": batch["t_logits"], "features": batch.get("t_features")}  # features: ckd, pkl only
+            out = {
+                "logits": batch["t_logits"],
+                "features": batch.get("t_features"),
+            }  # features: where the method reads them
             if "t_bottleneck" in batch:
                 out["bottleneck"] = batch["t_bottleneck"]
             return out
@@ -336,38 +296,14 @@ class Trainer:
         t = self._teacher_outputs(batch, images) if self.teacher is not None else {}
         if self.ranks.distributed:  # the losses see the whole global batch, as in one process
             # in one fixed order on every rank: collectives must match one to one across the processes
-            used = ("logits", *(("features",) if cfg.method in ("ckd", "pkl") else ()))
-            used += ("bottleneck",) if cfg.method == "kdnet" else ()
+            used = self.method.student_outputs
             out = {k: gather(out[k], self.ranks) for k in used}
             t = {k: gather(t[k], self.ranks) for k in used if t.get(k) is not None}
             labels = gather(labels, self.ranks)
         terms = {"seg": segmentation_loss(out["logits"], labels)}
         if self.teacher is not None:
-            if cfg.method == "kd":
-                terms["pixel"] = kd_loss(out["logits"], t["logits"], cfg.temperature, t2_scaling=cfg.kd_t2)
-            if cfg.method in ("rkd", "pkl"):
-                terms["pixel"] = regularized_kd_loss(out["logits"], t["logits"], labels, cfg.temperature)
-            if cfg.method in ("ckd", "pkl"):
-                emb_s = self.heads["student"](out["features"].float())
-                emb_t = self.heads["teacher"](t["features"])
-                terms["image"] = contrastive_kd_loss(emb_s, emb_t, cfg.margin)
-            if cfg.method == "kdnet":
-                terms.update(
-                    kdnet_terms(
-                        out["logits"],
-                        t["logits"],
-                        out["bottleneck"].float(),
-                        t["bottleneck"],
-                        cfg.temperature,
-                        t2_scaling=cfg.kd_t2,
-                    )
-                )
-        total = terms["seg"]
-        if "pixel" in terms:
-            total = total + cfg.pixel_weight * terms["pixel"]
-        if "image" in terms:
-            total = total + cfg.image_weight * terms["image"]
-        terms["loss"] = total
+            terms.update(self.method.terms(out, t, labels, cfg, self.heads))
+        terms["loss"] = self.method.total(terms, cfg)
         return terms
 
     def train_step(self) -> dict[str, torch.Tensor]:
@@ -383,8 +319,8 @@ class Trainer:
         terms = self.optimise(self.next_batch())
         self.step += 1
         values = {k: v.detach() for k, v in terms.items()}
-        self._pending.append((tuple(values), torch.stack([v.float() for v in values.values()])))
-        self._history["lr"].append(self.optimizer.param_groups[0]["lr"])
+        self.log.add(values)
+        self.log.note("lr", self.optimizer.param_groups[0]["lr"])
         return values
 
     def optimise(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -400,47 +336,27 @@ class Trainer:
 
     @property
     def history(self) -> dict[str, list[float]]:
-        """Every loss term (and the learning rate) per step, as floats.
+        """Every loss term (and the learning rate) per step, as floats
+        (:class:`~pkd_lessons.training.loss_log.LossLog`).
 
         Raises:
             TrainingError: a loss term of a step not yet read back is NaN or infinite.
         """
-        self.check_finite()
-        self._record(self._pending)
-        self._pending = []
-        return self._history
+        return self.log.read(self.step)
 
-    def _record(self, pending: list[tuple[tuple[str, ...], torch.Tensor]]) -> None:
-        """Append loss terms kept on the device to the history, in one transfer."""
-        if pending:
-            rows = torch.stack([t for _, t in pending]).cpu().tolist()
-            for (keys, _), row in zip(pending, rows):
-                for k, v in zip(keys, row):
-                    self._history[k].append(v)
+    @property
+    def diverged(self) -> int | None:
+        """The step whose loss (or weights) was not finite, if any."""
+        return self.log.diverged
 
     def check_finite(self) -> None:
-        """Refuse loss values that are not finite, naming the first such step and its terms.
-
-        The terms of the steps since the last read-back are checked in one transfer from the
-        device. A run whose loss is NaN or infinite has weights that are no longer usable: it must
-        stop, not go on to write them into a checkpoint.
+        """Refuse loss values not yet read back that are not finite (:meth:`LossLog.check_finite
+        <pkd_lessons.training.loss_log.LossLog.check_finite>`).
 
         Raises:
-            TrainingError: a term is NaN or infinite (the message names the step and the term).
+            TrainingError: naming the step and the term.
         """
-        if not self._pending or bool(torch.isfinite(torch.cat([t for _, t in self._pending])).all()):
-            return
-        first = self.step - len(self._pending)
-        for i, (keys, row) in enumerate(self._pending):
-            bad = [f"{k} = {v}" for k, v in zip(keys, row.tolist()) if not math.isfinite(v)]
-            if bad:
-                good, self._pending = self._pending[:i], []  # the error is raised once
-                self._record(good)  # the steps before it stay in the history
-                self.diverged = first + i + 1
-                raise TrainingError(
-                    f"step {first + i + 1} of {self.cfg.method}: loss term {', '.join(bad)}: "
-                    "training stopped (a lower --lr, another seed or checking the data may help)"
-                )
+        self.log.check_finite(self.step)
 
     def fit(
         self, until: int | None = None, checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 0
@@ -514,26 +430,10 @@ class Trainer:
         barrier(self.ranks)
 
     def _write_or_rescue(self, path: str | os.PathLike) -> None:
-        """Write a checkpoint; when that fails (a full disk, a folder gone read-only), write it to the
-        system's temporary folder instead and say where, so that the work is not lost."""
-        try:
-            self.save(path)
-        except OSError as err:
-            rescue = Path(tempfile.gettempdir()) / (
-                f"pkd-lessons-rescued-{self.cfg.method}-s{self.cfg.seed}-step{self.step}-{os.getpid()}.pt"
-            )
-            try:
-                self.save(rescue)
-            except OSError:
-                raise DataError(
-                    f"{path}: cannot write the checkpoint ({err.strerror or err}), nor a copy in "
-                    f"{rescue.parent}; the run is lost"
-                ) from err
-            raise DataError(
-                f"{path}: cannot write the checkpoint ({err.strerror or err}); the run was saved to "
-                f"{rescue} instead: move it to {path} once there is room, and use it from there "
-                "(or continue it with --resume)"
-            ) from err
+        """Write a checkpoint, or a rescued copy in the temporary folder
+        (:func:`~pkd_lessons.training.checkpoint.save_or_rescue`)."""
+        name = f"pkd-lessons-rescued-{self.cfg.method}-s{self.cfg.seed}-step{self.step}-{os.getpid()}.pt"
+        save_or_rescue(self.save, path, name)
         self.saved = (Path(path), self.step)
 
     def validate(self) -> dict[str, float]:
@@ -542,9 +442,9 @@ class Trainer:
         dice = validation_dice(
             self.model, self.cfg, self.validation, self.device, self.precision if self.precision.dtype else None
         )
-        self._history["val_step"].append(float(self.step))
+        self.log.note("val_step", float(self.step))
         for region, value in dice.items():
-            self._history[f"val_{region}"].append(value)
+            self.log.note(f"val_{region}", value)
         return dice
 
     # -- checkpoints -----------------------------------------------------------------------------
@@ -583,7 +483,7 @@ class Trainer:
         # loss scaler): the weights themselves are checked, in one reduction, before they are kept.
         params = [p.detach() for p in [*self.model.parameters(), *self.heads.parameters()]]
         if params and not bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):
-            self.diverged = self.step
+            self.log.diverged = self.step
             raise TrainingError(
                 f"step {self.step} of {self.cfg.method}: the weights are no longer finite "
                 f"(NaN or infinite) although the loss was; {path} not written"
@@ -620,8 +520,7 @@ class Trainer:
         if state.get("cuda_rng") is not None and self.device.type == "cuda":
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.step = int(state["step"])
-        self._history = defaultdict(list, {k: list(v) for k, v in state["history"].items()})
-        self._pending.clear()
+        self.log.restore(state["history"])
 
     def _check_trainable_state(self, state: dict, path: str | os.PathLike) -> None:
         """Refuse, before loading anything, heads or optimiser groups of another layout.
@@ -648,14 +547,6 @@ class Trainer:
         self.load_state(load_checkpoint(path, map_location="cpu"), path)
         self.resumed_from = (Path(path), self.step)
         return self
-
-
-def fallback_cache_dir() -> Path:
-    """Where teacher outputs are kept when the teacher's own folder cannot be written:
-    ``$PKD_LESSONS_CACHE``, else ``$XDG_CACHE_HOME/pkd-lessons``, else ``~/.cache/pkd-lessons``."""
-    if os.environ.get("PKD_LESSONS_CACHE"):
-        return Path(os.environ["PKD_LESSONS_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pkd-lessons"
 
 
 def data_fingerprint(volumes: list[CaseVolume]) -> str:
@@ -728,16 +619,14 @@ def train(
                 f"{teacher_checkpoint}: teacher sees {teacher_cfg.modalities} in "
                 f"{teacher_cfg.spatial_dims}D; this run needs {cfg.modalities} in {cfg.spatial_dims}D"
             )
-        if cfg.method == "kdnet" and tuple(teacher_cfg.widths) != tuple(cfg.widths):
+        if teacher_cfg.arch != cfg.arch:
             raise DataError(
-                f"{teacher_checkpoint}: KD-Net matches bottlenecks, so teacher and student need the "
-                f"same widths ({teacher_cfg.widths} vs {cfg.widths})"
+                f"{teacher_checkpoint}: a teacher of architecture {teacher_cfg.arch!r}, where this run's settings "
+                f"name {cfg.arch!r} (set arch={teacher_cfg.arch!r} to distil from it)"
             )
-        if cfg.method in ("ckd", "pkl") and teacher_cfg.widths[0] != cfg.widths[0]:
-            raise DataError(
-                f"{teacher_checkpoint}: the contrastive loss needs the same first width "
-                f"({teacher_cfg.widths[0]} vs {cfg.widths[0]})"
-            )
+        problem = cfg.method_object.teacher_problem(teacher_cfg, cfg)
+        if problem:
+            raise DataError(f"{teacher_checkpoint}: {problem}")
         teacher_id = fingerprint(state)
     if cache_dir is None and teacher_checkpoint is not None:
         cache_dir = Path(teacher_checkpoint).parent
