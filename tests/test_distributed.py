@@ -90,6 +90,20 @@ def test_two_processes_train_what_one_does(faithful):
     assert losses(root / "other") != pytest.approx(one, rel=LOSS_RTOL)
 
 
+@pytest.mark.timeout(3 * LAUNCH_LIMIT)
+def test_protokd_on_two_processes_trains_what_one_does(faithful):
+    """ProtoKD's prototypes over the gathered global batch: 2 processes equal 1 (the paper's teacher
+    here, ``--arch attention``, to reuse the module's teacher)."""
+    root, data, teacher = faithful
+    common = ["--method", "protokd", "--arch", "attention", "--data", str(data), "--teacher", str(teacher), *TOY]
+    common += ["--steps", "3", "--dropout", "0"]
+    run(1, *common, "--out", str(root / "proto-one"))
+    run(2, *common, "--out", str(root / "proto-two"))
+    one, two = losses(root / "proto-one"), losses(root / "proto-two")
+    assert len(one) == len(two) == 3 and two == pytest.approx(one, rel=LOSS_RTOL)
+    assert largest_difference(root / "proto-one", root / "proto-two") < WEIGHT_ATOL
+
+
 @pytest.mark.timeout(4 * LAUNCH_LIMIT)
 def test_resumed_runs_equal_uninterrupted_ones_on_any_number_of_processes(faithful):
     root, data, _ = faithful
