@@ -15,6 +15,7 @@ Example (the opening of a lesson)::
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -124,9 +125,10 @@ class Lesson:
         out = Path(output_dir)
         try:
             out.mkdir(parents=True, exist_ok=True)
-            with atomic_file(out / ".write-check") as tmp:
+            probe = out / f".write-check-{os.getpid()}-{threading.get_ident()}"  # one per caller: no race
+            with atomic_file(probe) as tmp:
                 tmp.write_text("")
-            (out / ".write-check").unlink()
+            probe.unlink()
         except OSError as err:
             raise PermissionError(
                 f"output_dir {str(out)!r}: cannot write the lesson's figures there ({err.strerror or err}); "
