@@ -25,7 +25,7 @@ pkd_lessons`` itself loads neither torch nor MONAI)::
     from pkd_lessons import Lesson, TrainConfig, train, evaluate, segmentation_loss
 """
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 from pkd_lessons._exports import lazy_exports
 from pkd_lessons.errors import DataError, TrainingError

@@ -11,6 +11,8 @@ Sub-commands:
 * ``lessons --profile quick|lab|full|auto --out DIR``: run every lesson notebook and write a summary.
 * ``reference --out FILE``: train every method longer (the reference profile) and store the results.
 * ``assignments --out DIR``: the student versions of the lessons (solutions and hidden tests removed).
+* ``course --out DIR``: an nbgrader course of the lessons (``source/``, ``nbgrader_config.py``, the workflow).
+* ``pretrain --profile P``: train and export the pretrained teachers shipped with the package.
 * ``benchmark --out benchmark.json``: slices/s of the model step and the training step, and their ratio.
 
 Bad arguments or data end with exit status 2 and one line saying why.
@@ -199,14 +201,30 @@ def build_parser(defaults: TrainConfig = DEFAULT) -> argparse.ArgumentParser:
     ls.add_argument(
         "--profile",
         choices=[*PROFILES, "auto"],
-        default="quick",
-        help="quick (default): the CPU path, about 26 minutes for the series on 2 cores; lab: one "
-        "classroom GPU such as Colab's T4; full: a larger GPU; auto: lab on a GPU, else quick",
+        default="auto",
+        help="auto (default, as the notebooks): lab on a GPU, else quick; quick: the CPU path, about 16 "
+        "minutes for the series on 2 cores; lab: one classroom GPU such as Colab's T4; full: a larger GPU",
     )
     ls.add_argument("--out", default="results", help="output folder (default ./results)")
     ls.add_argument("--only", nargs="+", metavar="NN", help="run only these lessons, e.g. --only 00 01")
     ls.add_argument("--notebooks", default=None, help="folder of the notebooks (default ./notebooks)")
     ls.add_argument("--data", default=None, help="folder for the phantom sets (default OUT/data)")
+    ls.add_argument(
+        "--runs", default=None, help="folder for the trained runs (default $PKD_LESSONS_RUNS, else DATA/runs)"
+    )
+
+    pt = sub.add_parser(
+        "pretrain",
+        help="train the teachers of a profile and export them as the package's pretrained teachers",
+        description="Train (or reuse) the brain and cardiac teachers as the lessons train them and write "
+        "their weights and records into the package's pretrained teachers (pkd_lessons/lessons/teachers), "
+        "which a lesson opened on its own then uses instead of training.",
+    )
+    pt.add_argument("--profile", default="quick", choices=["quick", "lab", "full"], help="profile (default quick)")
+    pt.add_argument("--datasets", nargs="+", default=["brain", "cardiac"], choices=["brain", "cardiac"])
+    pt.add_argument("--data", default=None, help="folder for the phantoms (default $PKD_LESSONS_DATA)")
+    pt.add_argument("--runs", default=None, help="folder for the runs (default $PKD_LESSONS_RUNS, else DATA/runs)")
+    pt.add_argument("--out", default=None, help="folder to write (default: the package's pretrained teachers)")
 
     rf = sub.add_parser(
         "reference",
@@ -256,6 +274,20 @@ def build_parser(defaults: TrainConfig = DEFAULT) -> argparse.ArgumentParser:
     asg.add_argument("--out", required=True, help="folder to write (must not exist unless --overwrite)")
     asg.add_argument("--notebooks", default=None, help="folder of the lesson notebooks (default ./notebooks)")
     asg.add_argument("--overwrite", action="store_true", help="replace the folder")
+
+    co = sub.add_parser(
+        "course",
+        help="write an nbgrader course of the lessons (source/, nbgrader_config.py, the workflow)",
+        description="Write an nbgrader course folder: one assignment per lesson in source/ (the instructor "
+        "versions), an nbgrader_config.py whose cell timeout suits lessons that train and which grades "
+        "with the course's stored runs, and a README with nbgrader's workflow and the exercises' points.",
+    )
+    co.add_argument("--out", required=True, help="course folder to write (must not exist unless --overwrite)")
+    co.add_argument("--notebooks", default=None, help="folder of the lesson notebooks (default: the package's)")
+    co.add_argument("--only", nargs="+", metavar="NN", help="only these lessons, e.g. --only 00 03")
+    co.add_argument("--profile", default="quick", choices=list(PROFILES), help="profile submissions are graded in")
+    co.add_argument("--course-id", default="pkd-lessons", help="nbgrader's course id (default pkd-lessons)")
+    co.add_argument("--overwrite", action="store_true", help="replace the folder")
 
     bm = sub.add_parser(
         "benchmark",
@@ -617,6 +649,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             written = write_assignments(args.out, args.notebooks, args.overwrite)
             print(f"wrote {len(written)} student notebook(s) to {args.out}")
             return 0
+        if args.command == "course":
+            from pkd_lessons.lessons.course import write_course
+
+            written = write_course(args.out, args.notebooks, args.only, args.course_id, args.profile, args.overwrite)
+            print(f"wrote an nbgrader course of {len(written)} lesson(s) to {args.out}; next: {args.out}/README.md")
+            return 0
+        if args.command == "pretrain":
+            from pkd_lessons.lessons.pretrained import pretrain
+
+            for path in pretrain(args.profile, tuple(args.datasets), args.data, args.runs, args.out):
+                print(f"written: {path}")
+            return 0
         if args.command == "reference" and args.rescore:
             from pkd_lessons.lessons.reference import REFERENCE_FILE, load_reference
             from pkd_lessons.lessons.rescore import rescore_reference
@@ -651,7 +695,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "lessons":
             from pkd_lessons.lessons.runner import run_lessons
 
-            summary, runs = run_lessons(args.out, args.profile, args.notebooks, args.only, args.data)
+            summary, runs = run_lessons(
+                args.out, args.profile, args.notebooks, args.only, args.data, runs_dir=args.runs
+            )
             print(f"summary: {summary}")
             failed = [r.name for r in runs if not r.ok]
             if failed:

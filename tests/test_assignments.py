@@ -8,6 +8,12 @@ versions' stubs fail every check while the notebook still runs up to its first e
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+from unittest import mock
+
 import nbformat
 import pytest
 
@@ -80,3 +86,70 @@ def test_assignments_command_writes_every_lesson_and_a_list(tmp_path, capsys):
             assert f"| {notebook.stem} |" in listing and ex.kind in listing
     assert main(["assignments", "--out", str(out), "--notebooks", str(REPO / "notebooks")]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_course_is_graded_by_nbgrader_s_own_commands(tmp_path):
+    """The course folder goes through nbgrader's workflow: generate_assignment releases lesson 00,
+    autograde executes two submissions with a real gradebook (one answered from the model solutions,
+    one handing in the stubs) and records full and zero points for the code exercises, and
+    generate_solution writes the version to hand out after the deadline (nbgrader's: the solutions
+    in place of the stubs)."""
+    from nbgrader.api import Gradebook
+    from traitlets.config.loader import PyFileConfigLoader
+
+    from pkd_lessons.lessons.course import CELL_TIMEOUT
+
+    course, lesson = tmp_path / "course", "00_setup_and_data"
+    argv = ["course", "--out", str(course), "--only", "00", "--profile", "tiny", "--notebooks", str(REPO / "notebooks")]
+    assert main(argv) == 0
+    with mock.patch.dict(os.environ):  # loading the configuration sets the course's variables: not ours
+        config = PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
+        assert os.environ["PKD_LESSONS_PROFILE"] == "tiny" and os.environ["PKD_LESSONS_PROGRESS"] == "0"
+    assert config.Execute.timeout == CELL_TIMEOUT and config.CourseDirectory.course_id == "pkd-lessons"
+    # nbgrader starts the gradebook's migrations as a command (alembic): the environment's own, first on PATH
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    env = {
+        **os.environ,
+        "PATH": path,
+        "PKD_LESSONS_DATA": str(tmp_path / "data"),
+        "PKD_LESSONS_RUNS": str(tmp_path / "runs"),
+    }
+
+    def nbgrader(*args):
+        done = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, env=env, capture_output=True)
+        assert done.returncode == 0, done.stderr.decode()[-3000:]
+
+    nbgrader("generate_assignment", lesson, "--create")
+    released = nbformat.read(course / "release" / lesson / f"{lesson}.ipynb", as_version=4)
+    assert "BEGIN SOLUTION" not in nbformat.writes(released) and "raise NotImplementedError()" in nbformat.writes(
+        released
+    )
+    source = {
+        c.metadata["nbgrader"]["grade_id"]: c
+        for c in nbformat.read(course / "source" / lesson / f"{lesson}.ipynb", 4).cells
+        if "nbgrader" in c.metadata
+    }
+    answered = nbformat.from_dict(released)
+    for cell in answered.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("solution"):  # the model solution, as a student who got it right would write it
+            lines = source[meta["grade_id"]].source.splitlines()
+            cell.source = "\n".join(
+                line for line in lines if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line
+            )
+    for student, notebook in (("alice", answered), ("bob", released)):
+        (course / "submitted" / student / lesson).mkdir(parents=True)
+        nbformat.write(notebook, course / "submitted" / student / lesson / f"{lesson}.ipynb")
+    nbgrader("autograde", lesson)
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        scores = {}
+        for student in ("alice", "bob"):
+            graded = gradebook.find_submission_notebook(lesson, lesson, student)
+            code = [g for g in graded.grades if g.cell.cell_type == "code"]
+            scores[student] = (sum(g.score for g in code), sum(g.max_score for g in code))
+    assert scores["alice"][0] == scores["alice"][1] > 0, scores
+    assert scores["bob"][0] == 0, scores
+    nbgrader("generate_solution", lesson)
+    solution = nbformat.writes(nbformat.read(course / "solution" / lesson / f"{lesson}.ipynb", as_version=4))
+    model = [c.source for c in answered.cells if c.metadata.get("nbgrader", {}).get("solution")]
+    assert "raise NotImplementedError()" not in solution and all(m.splitlines()[-1] in solution for m in model)

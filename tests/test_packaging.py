@@ -56,19 +56,47 @@ def test_required_dependencies_declared():
     assert {"pytest", "nbval"} <= tests and {_split(r)[0] for r in extras["jupyter"]} <= tests
 
 
-def test_set_up_cells_install_this_release():
-    """Every lesson's set-up cell installs the tagged release of the package's own version, and only
-    where the package is missing."""
-    from pkd_lessons import __version__
+def test_notebooks_name_the_package_s_one_home_and_release():
+    """Every lesson's badge, set-up cell and Colab metadata are written from ``[project.urls]`` and the
+    version (``python -m pkd_lessons.project notebooks`` puts a drifted notebook right)."""
+    from pkd_lessons import project as home
     from pkd_lessons.lessons.runner import find_notebooks
 
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())
-    assert "version" in project["project"]["dynamic"], "one version source: pkd_lessons.__version__"
+    meta = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert "version" in meta["dynamic"], "one version source: pkd_lessons.__version__"
+    assert home.home() == meta["urls"]["Repository"]
     for notebook in find_notebooks(REPO / "notebooks"):
-        setup = "".join(json.loads(notebook.read_text())["cells"][1]["source"])
-        assert 'if importlib.util.find_spec("pkd_lessons") is None:\n    %pip install' in setup, notebook.name
-        pins = re.findall(r"pkd-lessons @ git\+\S+@v([0-9.]+)\"", setup)
-        assert pins == [__version__], f"{notebook.name}: set-up cell pins {pins}, the package is {__version__}"
+        nb = json.loads(notebook.read_text())
+        assert home.sync_notebook(nb, notebook.name) == [], f"{notebook.name} drifted: python -m pkd_lessons.project"
+        text = json.dumps(nb)
+        assert text.count(f"@{home.release_tag()}") == 1 and f"/blob/{home.release_tag()}/notebooks/" in text
+        assert nb["metadata"]["accelerator"] == "GPU"  # Colab opens a GPU runtime: the lab profile
+
+
+def test_set_up_cell_stops_in_one_line_when_the_package_cannot_import():
+    """The set-up cell installs only where the package is missing, then imports what the lessons need;
+    where that fails it stops with one line naming what failed and the command to run."""
+    from pkd_lessons.project import install_spec, setup_cell
+
+    script = f"""
+import sys
+from IPython.core.interactiveshell import InteractiveShell
+sys.modules["monai"] = None  # an install that left MONAI out
+result = InteractiveShell.instance().run_cell({setup_cell()!r})
+print("ERROR:", type(result.error_in_exec).__name__, result.error_in_exec)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    line = [x for x in done.stdout.splitlines() if x.startswith("ERROR:")][0]
+    assert line.startswith("ERROR: SystemExit pkd-lessons cannot run here: import of monai halted")
+    assert f"pip install '{install_spec()}'" in line and "%pip" not in done.stdout  # nothing installed
+
+
+def test_packages_listed_for_the_wheel_are_the_package_s_folders():
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {
+        ".".join(p.relative_to(REPO).parts) for p in (REPO / "pkd_lessons").rglob("*") if (p / "__init__.py").is_file()
+    }
+    assert listed == {"pkd_lessons", *found, "pkd_lessons.notebooks"}
 
 
 def test_readme_gives_the_two_commands_and_ci_runs_the_test_one():
@@ -80,10 +108,10 @@ def test_readme_gives_the_two_commands_and_ci_runs_the_test_one():
     assert re.search(r"^test:", makefile, re.M) and re.search(r"^lessons:", makefile, re.M)
 
 
-def test_readme_layout_names_every_module():
-    """README's layout section is the map of the package: every module and subpackage is on it."""
-    readme = (REPO / "README.md").read_text()
-    layout = readme[readme.index("## Layout") :]
+def test_package_map_names_every_module():
+    """The site's package page is the map of the package: every module and subpackage is on it."""
+    page = (REPO / "docs" / "package.md").read_text()
+    layout = page[page.index("## Layout") :]
     layout = layout[: layout.index("```", layout.index("```") + 3)]
     package = REPO / "pkd_lessons"
     missing = []
@@ -95,7 +123,7 @@ def test_readme_layout_names_every_module():
     for folder in sorted(p for p in package.rglob("*") if (p / "__init__.py").is_file()):
         if f"{folder.name}/" not in layout:
             missing.append(str(folder.relative_to(REPO)) + "/")
-    assert not missing, f"README's layout section does not name {missing}"
+    assert not missing, f"docs/package.md's layout does not name {missing}"
 
 
 def test_import_is_light_and_every_export_resolves():

@@ -1,9 +1,15 @@
 """What every lesson notebook does: resolve its parameters, find its data, train or reuse its runs.
 
 Lessons share trained networks: lesson 02 trains the teacher, 03 the baseline students, and so on,
-each stored under ``DATA_ROOT/runs/PROFILE/DATASET/METHOD-sSEED/``. A lesson opened on its own
-trains what it needs; a lesson run after its predecessors reuses their runs when the same settings,
-data, teacher and code would make them again (:mod:`pkd_lessons.lessons.store`).
+each stored under ``RUNS_DIR/PROFILE/DATASET/METHOD-sSEED/`` (``RUNS_DIR``: the ``runs_dir`` parameter,
+else ``$PKD_LESSONS_RUNS``, else ``DATA_ROOT/runs``; a folder of its own, so that the runs can live on
+a mounted drive while the phantoms are regenerated). A lesson opened on its own trains what it needs,
+or takes the pretrained teacher shipped with the package (:mod:`pkd_lessons.lessons.pretrained`); a
+lesson run after its predecessors reuses their runs when the same settings, data, teacher and code
+would make them again (:mod:`pkd_lessons.lessons.store`). A run being trained is checkpointed every
+few minutes and resumed where it stopped when it is asked for again after an interruption (a
+disconnected Colab session, a restarted kernel). Each run says in one line what is done: reusing it,
+or training it and about how long that takes on this device.
 
 Example (the opening of a lesson)::
 
@@ -38,6 +44,8 @@ from pkd_lessons.training.device import pick_device
 
 DATA_SEED = 0  # the phantom sets every lesson shares
 SPLIT_SEED = 0  # the train/test split every lesson shares
+#: Seconds between the checkpoints of a run being trained: what an interruption can lose at most.
+CHECKPOINT_SECONDS = 120.0
 #: Settings only a student uses: a teacher run ignores them (they do not make it another run), and a
 #: distilled run's teacher takes every other override of the run (a 3D student of the faithful preset
 #: learns from a 3D teacher of the same widths, crops and schedule).
@@ -90,13 +98,15 @@ class Lesson:
         settings: the profile's settings (a dict, see :mod:`pkd_lessons.lessons.profiles`) with the
             notebook's overrides; one run's :class:`~pkd_lessons.training.config.TrainConfig` is
             built from them by :meth:`config`.
-        data_root: folder holding the phantom sets, the shared runs (or real data).
+        data_root: folder holding the phantom sets (or real data).
         out: folder for the lesson's figures and ``summary.md``.
+        runs_dir: folder of the trained runs (None: ``$PKD_LESSONS_RUNS``, else ``data_root/runs``).
     """
 
     settings: dict
     data_root: Path
     out: Path
+    runs_dir: Path | None = None
     _splits: dict = field(default_factory=dict, repr=False)
     _folders: dict = field(default_factory=dict, repr=False)
     _fingerprints: dict = field(default_factory=dict, repr=False)
@@ -109,9 +119,10 @@ class Lesson:
         profile: str = "auto",
         data_root: str | os.PathLike | None = None,
         output_dir: str | os.PathLike = ".",
+        runs_dir: str | os.PathLike | None = None,
         **overrides,
     ) -> Lesson:
-        """Resolve the parameters cell: profile, data folder, output folder, overrides.
+        """Resolve the parameters cell: profile, data folder, output folder, runs folder, overrides.
 
         Raises:
             ValueError: a setting that cannot work (fewer than one seed, an empty group of the split,
@@ -134,7 +145,14 @@ class Lesson:
                 f"output_dir {str(out)!r}: cannot write the lesson's figures there ({err.strerror or err}); "
                 "choose a folder you can write"
             ) from None
-        return cls(settings, root, out)
+        return cls(settings, root, out, Path(runs_dir) if runs_dir else None)
+
+    @property
+    def runs_root(self) -> Path:
+        """The folder of the trained runs: ``runs_dir``, else ``$PKD_LESSONS_RUNS``, else ``DATA_ROOT/runs``."""
+        if self.runs_dir is not None:
+            return self.runs_dir
+        return Path(os.environ["PKD_LESSONS_RUNS"]) if os.environ.get("PKD_LESSONS_RUNS") else self.data_root / "runs"
 
     # -- data ------------------------------------------------------------------------------------
     @property
@@ -268,6 +286,8 @@ class Lesson:
         dataset: str = "brain",
         progress: bool | None = None,
         reuse_only: bool = False,
+        pretrained: bool = True,
+        say: bool | None = True,
         **overrides,
     ) -> Run | None:
         """Train (or reuse) one run and score it on the held-out cases.
@@ -275,21 +295,31 @@ class Lesson:
         A stored run is reused only when its settings, data, teacher and the code's behaviour are
         those of the run asked for and its checkpoint is the one its record describes
         (:mod:`pkd_lessons.lessons.store`); otherwise one line says which file and why, and the run
-        is trained again. Two lessons asking for the same run take turns.
+        is trained again. A teacher with no stored run is taken from the pretrained teachers shipped
+        with the package where one was made for the same settings, data and code
+        (:mod:`pkd_lessons.lessons.pretrained`). A run being trained writes a checkpoint every
+        :data:`CHECKPOINT_SECONDS`; asked for again after an interruption, it resumes from it. Two
+        lessons asking for the same run take turns.
 
         Args:
-            method: ``teacher``, ``baseline``, ``kd``, ``rkd``, ``ckd``, ``pkl`` or ``kdnet``.
+            method: a method of :mod:`pkd_lessons.methods` (``teacher``, ``baseline``, ``pkl``, ...).
             seed: training seed.
             dataset: ``"brain"`` or ``"cardiac"``.
             progress: progress bars (None: :func:`progress_bars`).
             reuse_only: return the stored run, or None where there is none to reuse (nothing is
                 trained, but a distilled run's teacher).
+            pretrained: a teacher may be the shipped pretrained one (False: a teacher trained here;
+                a pretrained one stored earlier is then trained again).
+            say: print one line on what is done (reusing the run, taking the pretrained teacher, or
+                training it and for about how long); None: only when it is not reused.
             **overrides: training settings to change (a changed setting is a different run); a
                 distilled run's teacher takes them too, but for :data:`STUDENT_ONLY`.
 
         Returns:
             The :class:`Run` (None only with ``reuse_only``).
         """
+        from pkd_lessons.lessons.pretrained import install_pretrained
+        from pkd_lessons.lessons.store import clear_partial, partial_identity, write_partial
         from pkd_lessons.training.trainer import load_model, train  # heavy; imported when a lesson trains
 
         progress = progress_bars() if progress is None else progress
@@ -298,22 +328,32 @@ class Lesson:
         cfg = self.config(method, seed, dataset, **overrides)
         tag = "" if not overrides else "-" + "-".join(f"{k}{_tag(v)}" for k, v in sorted(overrides.items()))
         name = f"{method}-s{seed}{tag}"
-        folder = self.data_root / "runs" / self.settings["profile"] / dataset / name
+        folder = self.runs_root / self.settings["profile"] / dataset / name
         teacher = None
         if cfg.needs_teacher:  # its teacher: the same network shape, data and schedule as this run
-            teacher = self.run("teacher", 0, dataset, progress=progress, **teacher_overrides(cfg, overrides))
+            teacher = self.run("teacher", 0, dataset, progress=progress, say=None, **teacher_overrides(cfg, overrides))
         identity = self.identity(cfg, dataset, teacher)
         if reuse_only:
             saved, _ = reusable(folder, identity)
             return None if saved is None else _stored_run(name, folder, cfg, identity, saved)
         with run_lock(folder):
             saved, why = reusable(folder, identity)
+            if saved is not None and saved.get("pretrained") and not pretrained:
+                saved, why = None, f"{folder}: holds the pretrained teacher; this lesson trains its own"
+            installed = None
+            if saved is None and method == "teacher" and pretrained and not why:
+                saved = installed = install_pretrained(self.settings["profile"], dataset, name, folder, identity)
             if saved is not None:
+                if say or (say is None and installed is not None):
+                    print(_reuse_line(name, folder, saved))
                 return _stored_run(name, folder, cfg, identity, saved)
             if why:
                 print(f"{why}; training {name} again")
             device = pick_device(self.settings["device"])
             train_volumes, test_volumes = self.split(dataset)
+            resume = partial_identity(folder) == identity and (folder / "checkpoint.pt").is_file()
+            if not resume:
+                write_partial(folder, identity)
             start, cpu_start = time.perf_counter(), time.process_time()
             trainer = train(
                 cfg,
@@ -323,6 +363,9 @@ class Lesson:
                 device=str(device),
                 progress=progress,
                 validation=self.validation(dataset),
+                resume=resume,
+                checkpoint_seconds=CHECKPOINT_SECONDS,
+                announce=f"training {name}" if say is not False else None,
             )
             seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
             model, _, _ = load_model(folder / "checkpoint.pt", device)
@@ -335,6 +378,8 @@ class Lesson:
                 # the work the run cost, whatever shared the CPU with it (Lesson.runs trains several at once)
                 "cpu_seconds": cpu_seconds,
             }
+            if trainer.resumed_from is not None:  # seconds and cpu_seconds: this call's part of the run
+                info["resumed_at_step"] = trainer.resumed_from[1]
             record = write_record(
                 folder,
                 identity,
@@ -344,6 +389,7 @@ class Lesson:
                 info=info,
                 provenance=provenance(),
             )
+            clear_partial(folder)
         return Run(name, folder, cfg, metrics, dict(trainer.history), info, identity, record["checkpoint_sha256"])
 
     def runs(
@@ -382,6 +428,11 @@ class Lesson:
             if stored is not None:
                 done[job] = stored
         todo = [job for job in jobs if job not in done]
+        if done:
+            print(
+                f"reusing {len(done)} of {len(jobs)} runs ({', '.join(r.name for r in done.values())}), "
+                f"trained earlier with these settings, data and code in {self.runs_root / self.settings['profile']}"
+            )
         device = pick_device(self.settings["device"])
         workers = pool_size(len(todo), os.cpu_count() or 1) if device.type == "cpu" else 1
         first = self.config(todo[0][0], 0, dataset, **overrides) if todo else None
@@ -646,8 +697,22 @@ def _stored_run(name: str, folder: Path, cfg: TrainConfig, identity: dict, saved
 def _run_in_worker(lesson: Lesson, method: str, seed: int, dataset: str, overrides: dict) -> Run:
     """One run of :meth:`Lesson.runs` in a worker process, without progress bars; the worker keeps
     the lesson (and the cases it loaded) for its next run."""
-    lesson = _WORKER_LESSONS.setdefault(repr((lesson.settings, lesson.data_root, lesson._folders)), lesson)
-    return lesson.run(method, seed, dataset, progress=False, **overrides)
+    lesson = _WORKER_LESSONS.setdefault(
+        repr((lesson.settings, lesson.data_root, lesson.runs_root, lesson._folders)), lesson
+    )
+    return lesson.run(method, seed, dataset, progress=False, say=False, **overrides)
+
+
+def _reuse_line(name: str, folder: Path, saved: dict) -> str:
+    """The line :meth:`Lesson.run` prints for a run it does not train."""
+    if saved.get("pretrained"):
+        made = saved["pretrained"]
+        return (
+            f"using the pretrained {name} shipped with pkd-lessons {made.get('version', '?')} "
+            f"(commit {str(made.get('commit', '?'))[:10]}, {made.get('seconds', 0) / 60:.0f} min on "
+            f"{made.get('device', '?')}); copied to {folder}"
+        )
+    return f"reusing {name} ({folder}), trained earlier with these settings, data and code"
 
 
 def _say(run: Run) -> None:

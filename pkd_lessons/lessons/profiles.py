@@ -127,8 +127,9 @@ def get_profile(name: str = "auto", **overrides) -> dict:
 
     Args:
         name: ``"quick"`` (CPU), ``"lab"`` (one classroom GPU), ``"full"`` (a larger GPU),
-            ``"reference"``, ``"tiny"`` (tests), or ``"auto"`` (lab when a CUDA or Apple GPU is
-            present, quick otherwise).
+            ``"reference"``, ``"tiny"`` (tests), or ``"auto"``: ``$PKD_LESSONS_PROFILE`` where it is
+            set (a course's grading profile), else lab when a CUDA or Apple GPU is present, quick
+            otherwise.
         **overrides: settings to replace.
 
     Returns:
@@ -137,6 +138,8 @@ def get_profile(name: str = "auto", **overrides) -> dict:
     Raises:
         ValueError: unknown profile or unknown setting.
     """
+    if name == "auto" and os.environ.get("PKD_LESSONS_PROFILE", "auto") != "auto":
+        name = os.environ["PKD_LESSONS_PROFILE"]  # a course grades every submission in one profile
     if name == "auto":
         from pkd_lessons.training.device import pick_device  # torch: imported only when "auto" is resolved
 

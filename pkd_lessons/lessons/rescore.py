@@ -68,7 +68,7 @@ def rescore_reference(
     Args:
         path: the reference results to score again.
         data_root: the folder the runs were trained in (their checkpoints are read from
-            ``data_root/runs/<profile>/brain/<run>``; default: the lessons' data folder).
+            ``RUNS_DIR/<profile>/brain/<run>``, :attr:`Lesson.runs_root`; default: the lessons' data folder).
         out: where to write (default: ``path``).
         progress: progress bars.
         check_steps: steps of every kind of run trained again.
@@ -97,7 +97,7 @@ def rescore_reference(
     try:
         lesson = Lesson.start(profile, data_root, output_dir=scratch)
         train_volumes, _ = lesson.split("brain")
-        runs = lesson.data_root / "runs" / profile / "brain"
+        runs = lesson.runs_root / profile / "brain"
         data_id = lesson.fingerprint("brain")
         for rec in data["records"]:
             checkpoint = runs / rec["run"] / "checkpoint.pt"

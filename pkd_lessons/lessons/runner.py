@@ -33,12 +33,14 @@ def find_notebooks(folder: str | os.PathLike | None = None) -> list[Path]:
     """The lesson notebooks in order (``NN_*.ipynb``).
 
     Args:
-        folder: where they are; ``./notebooks`` or the repository's copy when None.
+        folder: where they are; when None, ``./notebooks``, else the copy installed with the package
+            (``pkd_lessons/notebooks`` in the wheel), else the repository's.
 
     Raises:
         FileNotFoundError: no notebooks found.
     """
-    candidates = [Path(folder)] if folder else [Path("notebooks"), Path(__file__).resolve().parents[2] / "notebooks"]
+    package = Path(__file__).resolve().parents[1]
+    candidates = [Path(folder)] if folder else [Path("notebooks"), package / "notebooks", package.parent / "notebooks"]
     for c in candidates:
         found = sorted(p for p in c.glob("[0-9][0-9]_*.ipynb"))
         if found:
@@ -54,11 +56,12 @@ def prepare_data(data_root: Path, profile: dict) -> dict[str, Path]:
 
 def run_lessons(
     out: str | os.PathLike,
-    profile: str = "quick",
+    profile: str = "auto",
     notebooks: str | os.PathLike | None = None,
     only: list[str] | None = None,
     data_root: str | os.PathLike | None = None,
     timeout: int = 7200,
+    runs_dir: str | os.PathLike | None = None,
 ) -> tuple[Path, list[LessonRun]]:
     """Execute the lessons with papermill and write ``OUT/SUMMARY.md``.
 
@@ -69,6 +72,7 @@ def run_lessons(
         notebooks: folder of the lesson notebooks.
         only: run only notebooks whose name starts with one of these prefixes (e.g. ``["00", "03"]``).
         data_root: folder holding (or to hold) the phantom sets.
+        runs_dir: folder of the trained runs (None: the lessons' own, :attr:`Lesson.runs_root`).
         timeout: seconds a single cell may run: a guard against a hung kernel, not a speed check (lesson
             02's training cell took over 1800 s on 2 cores shared with a second PyTorch job).
 
@@ -87,7 +91,7 @@ def run_lessons(
     saved = os.environ.get("PKD_LESSONS_PROGRESS")
     os.environ["PKD_LESSONS_PROGRESS"] = "0"
     try:
-        runs = _execute(selected, out, settings, data_root, timeout)
+        runs = _execute(selected, out, settings, data_root, timeout, runs_dir)
     finally:
         if saved is None:
             os.environ.pop("PKD_LESSONS_PROGRESS", None)
@@ -96,7 +100,9 @@ def run_lessons(
     return write_summary(out, settings, runs), runs
 
 
-def _execute(selected: list[Path], out: Path, settings: dict, data_root: Path, timeout: int) -> list[LessonRun]:
+def _execute(
+    selected: list[Path], out: Path, settings: dict, data_root: Path, timeout: int, runs_dir: str | os.PathLike | None
+) -> list[LessonRun]:
     try:
         import papermill as pm  # imported here: slow to import, and only the runner needs it
     except ImportError as err:
@@ -121,7 +127,12 @@ def _execute(selected: list[Path], out: Path, settings: dict, data_root: Path, t
                 kernel_name="python3",
                 progress_bar=False,
                 cwd=str(lesson_out),
-                parameters={"profile": settings["profile"], "data_root": str(data_root), "output_dir": str(lesson_out)},
+                parameters={
+                    "profile": settings["profile"],
+                    "data_root": str(data_root),
+                    "output_dir": str(lesson_out),
+                    **({"runs_dir": str(Path(runs_dir).resolve())} if runs_dir else {}),
+                },
                 execution_timeout=timeout,
             )
             run = LessonRun(stem, time.perf_counter() - start, True)

@@ -18,6 +18,9 @@ it describes and is written after it, atomically; a checkpoint replaced or damag
 was written no longer matches it. A run is reused only when its record is readable, its identity is
 the one asked for and its checkpoint is the one recorded; otherwise one line names the file and
 says why, and the run is trained again. Writers of one run folder take turns (:func:`run_lock`).
+
+A run being trained has no record yet: ``training.json`` holds its identity (:func:`write_partial`),
+so that a checkpoint written part-way is resumed only by the run that wrote it.
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ from pkd_lessons.data.volumes import CaseVolume
 
 RECORD = "run.json"
 CHECKPOINT = "checkpoint.pt"
+#: The identity of a run being trained, written before its first step and removed with its record:
+#: a checkpoint beside it is a run interrupted part-way, resumed only for the same identity.
+PARTIAL = "training.json"
 #: The parts of a run's identity, in the order a mismatch is reported.
 IDENTITY_KEYS = ("config", "data", "teacher", "code")
 _WHAT = {
@@ -147,3 +153,24 @@ def write_record(folder: str | os.PathLike, identity: dict, **content) -> dict:
     with atomic_file(folder / RECORD) as tmp:
         tmp.write_text(json.dumps(record))
     return record
+
+
+def write_partial(folder: str | os.PathLike, identity: dict) -> None:
+    """Note, before a run's first step, the identity of the run being trained in ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_file(folder / PARTIAL) as tmp:
+        tmp.write_text(json.dumps(identity))
+
+
+def partial_identity(folder: str | os.PathLike) -> dict | None:
+    """The identity of the run interrupted in ``folder`` (None: none, or the note is unreadable)."""
+    try:
+        return json.loads((Path(folder) / PARTIAL).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+
+
+def clear_partial(folder: str | os.PathLike) -> None:
+    """Remove the note of :func:`write_partial` once the run's record is written."""
+    (Path(folder) / PARTIAL).unlink(missing_ok=True)

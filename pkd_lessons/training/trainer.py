@@ -53,6 +53,9 @@ from pkd_lessons.training.optim import decay_groups, poly_lr
 from pkd_lessons.training.precision import choose_precision
 from pkd_lessons.training.teacher_store import cached_teacher_outputs, outputs_file_name
 
+#: Steps timed (after the first) for the announced estimate of a run's duration.
+ANNOUNCE_STEPS = 10
+
 
 def build_model(cfg: TrainConfig) -> nn.Module:
     """The network a config describes (teacher or student), freshly initialised."""
@@ -359,21 +362,31 @@ class Trainer:
         self.log.check_finite(self.step)
 
     def fit(
-        self, until: int | None = None, checkpoint: str | os.PathLike | None = None, checkpoint_every: int = 0
+        self,
+        until: int | None = None,
+        checkpoint: str | os.PathLike | None = None,
+        checkpoint_every: int = 0,
+        checkpoint_seconds: float = 0.0,
+        announce: str | None = None,
     ) -> dict[str, list[float]]:
         """Train up to step ``until`` (default: the config's ``steps``).
 
         Args:
             until: last step to reach (a run can be stopped early and resumed).
-            checkpoint: file for checkpoints; written at the end and every ``checkpoint_every`` steps.
-            checkpoint_every: steps between checkpoints (0: only at the end).
+            checkpoint: file for checkpoints; written at the end, every ``checkpoint_every`` steps
+                and after every ``checkpoint_seconds`` of training.
+            checkpoint_every: steps between checkpoints (0: not by steps).
+            checkpoint_seconds: seconds between checkpoints (0: not by time).
+            announce: the start of a line printed once the first steps are timed, completed with
+                the time the run will take on this device (``"training pkl-s0"`` prints
+                ``"training pkl-s0 (400 steps): about 3 min on cpu"``); None prints nothing.
 
         Returns:
             The history of every loss term per step.
         """
         until = self.cfg.steps if until is None else min(until, self.cfg.steps)
         try:
-            self._fit(until, checkpoint, checkpoint_every)
+            self._fit(until, checkpoint, checkpoint_every, checkpoint_seconds, announce)
         except TrainingError as err:
             if self.saved is not None:
                 where = f"the last good checkpoint is {self.saved[0]} (step {self.saved[1]})"
@@ -385,11 +398,23 @@ class Trainer:
             raise TrainingError(f"{err}; {where}") from None
         return dict(self.history)
 
-    def _fit(self, until: int, checkpoint: str | os.PathLike | None, checkpoint_every: int) -> None:
+    def _fit(
+        self,
+        until: int,
+        checkpoint: str | os.PathLike | None,
+        checkpoint_every: int,
+        checkpoint_seconds: float = 0.0,
+        announce: str | None = None,
+    ) -> None:
         main = self.ranks.is_main
         show = self.progress and main
         bar = tqdm(total=until, initial=self.step, desc=self.cfg.method, unit="step", disable=not show)
         start, first = time.perf_counter(), self.step
+        last_saved = start
+        # the pace is judged over the first steps after the first (which pays for warm-up)
+        pace_from, pace_at = None, max(1, min(ANNOUNCE_STEPS, (until - first) // 10))
+        if announce and main and self.step >= until:
+            print(f"{announce}: already trained to step {until}")
         # On the CPU every step is checked (reading a value back costs nothing); on an accelerator
         # every 10 steps, so that steps do not wait for the host. Nothing is saved unchecked.
         check_every = 1 if self.device.type == "cpu" else 10
@@ -411,8 +436,22 @@ class Trainer:
                 if main:  # one rank scores; the others wait for it
                     self.validate()
                 barrier(self.ranks)
-            if checkpoint and checkpoint_every and self.step % checkpoint_every == 0 and self.step < until:
+            if announce and main:
+                if pace_from is None:
+                    pace_from = (self.step, time.perf_counter())
+                elif self.step - pace_from[0] == pace_at:
+                    per_step = (time.perf_counter() - pace_from[1]) / pace_at
+                    resumed = f", resuming at step {first}" if first else ""
+                    print(
+                        f"{announce} ({self.cfg.steps} steps{resumed}): about "
+                        f"{_minutes(per_step * (until - first))} on {self.device.type}"
+                    )
+            due = checkpoint_every and self.step % checkpoint_every == 0
+            if checkpoint_seconds and time.perf_counter() - last_saved >= checkpoint_seconds:
+                due = True
+            if checkpoint and due and self.step < until:
                 self._save_or_rescue(checkpoint)
+                last_saved = time.perf_counter()
         bar.close()
         synchronize(self.device)
         self.samples_per_second = (self.step - first) * self.cfg.batch_size / max(time.perf_counter() - start, 1e-9)
@@ -570,6 +609,8 @@ def train(
     progress: bool = True,
     resume: bool = False,
     checkpoint_every: int = 0,
+    checkpoint_seconds: float = 0.0,
+    announce: str | None = None,
     cache_dir: str | os.PathLike | None = None,
     validation: list[CaseVolume] | None = None,
     ranks: Ranks | None = None,
@@ -586,6 +627,8 @@ def train(
         progress: progress bar.
         resume: continue from ``out/checkpoint.pt`` if it exists.
         checkpoint_every: steps between intermediate checkpoints.
+        checkpoint_seconds: seconds of training between intermediate checkpoints.
+        announce: a line's start printed with the time the run will take (:meth:`Trainer.fit`).
         cache_dir: where to keep the teacher's outputs between runs (default: beside its checkpoint).
         validation: cases scored every ``cfg.validate_every`` steps into the history.
         ranks: this process's place in a multi-process run (3D; see
@@ -644,8 +687,23 @@ def train(
     path = Path(out) / "checkpoint.pt" if out else None
     if resume and path is not None and path.is_file():
         trainer.resume(path)
-    trainer.fit(until, checkpoint=path, checkpoint_every=checkpoint_every)
+    trainer.fit(
+        until,
+        checkpoint=path,
+        checkpoint_every=checkpoint_every,
+        checkpoint_seconds=checkpoint_seconds,
+        announce=announce,
+    )
     return trainer
+
+
+def _minutes(seconds: float) -> str:
+    """A duration as a person reads it: ``"40 s"``, ``"3 min"``, ``"1.5 h"``."""
+    if seconds < 90:
+        return f"{max(seconds, 1):.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def seed_everything(seed: int) -> None:
