@@ -22,6 +22,8 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 PROFILE ?= auto
 OUT     ?= results
+# make docs EDITION=student: the site without solutions, hidden tests and model answers
+EDITION ?= instructor
 
 # The oldest ipywidgets declared (Colab's), beside the environment's own: tests/test_viewer.py runs
 # the viewer's tests under it too.
@@ -60,7 +62,7 @@ lab: $(STAMP)
 docs: $(TEST_STAMP)
 	@test -f $(OUT)/notebooks/09_real_brats.ipynb || $(MAKE) lessons
 	@$(BIN)/python docs/_ext/pkd_site.py $(OUT)/notebooks
-	PKD_EXECUTED_LESSONS=$(OUT)/notebooks $(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
+	PKD_EXECUTED_LESSONS=$(OUT)/notebooks PKD_SITE_EDITION=$(EDITION) $(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
 	@echo "site: docs/_build/html/index.html"
 
 test: $(TEST_STAMP)

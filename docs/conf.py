@@ -15,6 +15,7 @@ DOCS = Path(__file__).resolve().parent
 sys.path.insert(0, str(DOCS / "_ext"))
 
 import pkd_lessons  # noqa: E402
+from pkd_lessons.project import home  # noqa: E402
 
 project = "pkd-lessons"
 author = "the pkd-lessons authors"
@@ -63,7 +64,7 @@ html_favicon = "_static/favicon.svg"
 # A mode set from the start: without it the theme logs an error on a reader's first visit.
 html_context = {"default_mode": "light"}
 html_theme_options = {
-    "repository_url": "https://github.com/pkd-lessons/pkd-lessons",
+    "repository_url": home(),  # [project.urls] of pyproject.toml (pkd_lessons.project)
     "repository_branch": "main",
     "path_to_docs": "docs",
     "use_repository_button": True,

@@ -19,7 +19,7 @@ import pytest
 
 from conftest import REPO
 from pkd_lessons.cli import main
-from pkd_lessons.lessons.assignments import exercises, student_version
+from pkd_lessons.lessons.assignments import exercises, student_edition, student_version
 from pkd_lessons.lessons.runner import find_notebooks
 
 NOTEBOOKS = find_notebooks(REPO / "notebooks")
@@ -153,3 +153,20 @@ def test_course_is_graded_by_nbgrader_s_own_commands(tmp_path):
     solution = nbformat.writes(nbformat.read(course / "solution" / lesson / f"{lesson}.ipynb", as_version=4))
     model = [c.source for c in answered.cells if c.metadata.get("nbgrader", {}).get("solution")]
     assert "raise NotImplementedError()" not in solution and all(m.splitlines()[-1] in solution for m in model)
+
+
+@pytest.mark.parametrize("notebook", WITH_EXERCISES[:3], ids=lambda p: p.stem)
+def test_student_edition_of_the_site_keeps_the_lesson_and_hides_the_answers(notebook):
+    executed = nbformat.read(notebook, as_version=4)
+    for cell in executed.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="a result\n")]
+    edition = student_edition(executed)
+    text = nbformat.writes(edition)
+    for marker in ("BEGIN SOLUTION", "HIDDEN TESTS"):
+        assert marker not in text
+    for before, after in zip(executed.cells, edition.cells):
+        meta = before.metadata.get("nbgrader", {})
+        if before.cell_type == "code":
+            exercise = meta.get("solution") or meta.get("grade")
+            assert bool(after.outputs) != bool(exercise), meta.get("grade_id", after.source[:40])

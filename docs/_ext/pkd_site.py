@@ -35,6 +35,8 @@ from sphinx.pycode import ModuleAnalyzer
 from sphinx.util import logging
 
 import pkd_lessons
+from pkd_lessons.lessons.assignments import student_edition
+from pkd_lessons.project import home
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +44,7 @@ REPO = Path(__file__).resolve().parents[2]
 PACKAGE = "pkd_lessons"
 #: The API pages in the order the data flows; the package root's own modules come last.
 AREAS = ("phantoms", "data", "models", "losses", "methods", "training", "evaluation", "lessons", "realdata")
-GLOSSARY_URL = "https://github.com/pkd-lessons/pkd-lessons/blob/main/docs/glossary.md"
+GLOSSARY_URL = f"{home()}/blob/main/docs/glossary.md"
 COLAB_BADGE_URL = "https://colab.research.google.com/assets/colab-badge.svg"
 #: Generated folders under docs/ (git-ignored).
 GENERATED = ("lessons", "api", "performance", "phantom")
@@ -56,6 +58,15 @@ class LessonUses:
     title: str  # its first heading, e.g. "04 Pixel-level distillation"
     targets: dict[str, str] = field(default_factory=dict)  # imported name -> dotted target
     modules: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # module -> names
+
+
+def edition() -> str:
+    """The site's edition: ``instructor`` (default: solutions, hidden tests and model answers shown) or
+    ``student`` (``$PKD_SITE_EDITION``; the exercises as a learner gets them)."""
+    value = os.environ.get("PKD_SITE_EDITION", "instructor")
+    if value not in ("instructor", "student"):
+        raise ExtensionError(f"PKD_SITE_EDITION must be 'instructor' or 'student', got {value!r}")
+    return value
 
 
 def executed_folder() -> Path:
@@ -154,6 +165,9 @@ def lesson_page(executed: Path, source: Path, uses: LessonUses) -> str:
     errors = [o for c in cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     if errors:
         raise ExtensionError(f"{executed} stopped on {errors[0].get('ename')}: the lesson did not run cleanly")
+    if edition() == "student":
+        nb = student_edition(nb)
+        cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
     cells[0].source = (
         cells[0].source.replace(COLAB_BADGE_URL, "../_static/colab-badge.svg").replace(GLOSSARY_URL, "../glossary.md")
     )
@@ -162,7 +176,7 @@ def lesson_page(executed: Path, source: Path, uses: LessonUses) -> str:
     when = str(papermill.get("end_time") or "")[:10]
     note = nbformat.v4.new_markdown_cell(
         ":::{note}\n"
-        f"This page is the lesson as `make lessons` executed it (profile `{profile}`"
+        f"This page is the lesson as `make lessons` executed it ({edition()} edition, profile `{profile}`"
         + (f", {when}" if when else "")
         + "): the numbers and figures are that run's. Run it yourself with the Colab button above, or "
         "`make lessons` in a clone; the [API pages](../api/index.md) hold the code it imports.\n:::"

@@ -79,6 +79,32 @@ def student_version(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return notebook
 
 
+def student_edition(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """An executed lesson as the site's student edition shows it: the lesson's outputs kept, its
+    exercises as a learner gets them (solutions replaced by stubs, hidden tests and model answers
+    removed, the exercise cells' outputs cleared).
+
+    Uses nbgrader's ``ClearSolutions`` and ``ClearHiddenTests``; only the exercise cells lose their
+    outputs (which could show a solution's results).
+
+    Raises:
+        ImportError: nbgrader is not installed.
+    """
+    try:
+        from nbgrader.preprocessors import ClearHiddenTests, ClearSolutions
+    except ImportError as err:
+        raise ImportError("the student edition needs nbgrader: pip install 'pkd-lessons[course]'") from err
+    notebook = nbformat.from_dict(notebook)
+    resources: dict = {}
+    for preprocessor in (ClearSolutions(), ClearHiddenTests()):
+        notebook, resources = preprocessor.preprocess(notebook, resources)
+    for cell in notebook.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type == "code" and (meta.get("solution") or meta.get("grade")):
+            cell.outputs, cell.execution_count = [], None
+    return notebook
+
+
 def write_assignments(
     out: str | os.PathLike, notebooks: str | os.PathLike | None = None, overwrite: bool = False
 ) -> list[Path]:
