@@ -221,7 +221,13 @@ def build_parser(defaults: TrainConfig = DEFAULT) -> argparse.ArgumentParser:
         "which a lesson opened on its own then uses instead of training.",
     )
     pt.add_argument("--profile", default="quick", choices=["quick", "lab", "full"], help="profile (default quick)")
-    pt.add_argument("--datasets", nargs="+", default=["brain", "cardiac"], choices=["brain", "cardiac"])
+    pt.add_argument(
+        "--datasets",
+        nargs="+",
+        default=["brain", "cardiac"],
+        choices=["brain", "cardiac"],
+        help="the teachers to train and export (default both)",
+    )
     pt.add_argument("--data", default=None, help="folder for the phantoms (default $PKD_LESSONS_DATA)")
     pt.add_argument("--runs", default=None, help="folder for the runs (default $PKD_LESSONS_RUNS, else DATA/runs)")
     pt.add_argument("--out", default=None, help="folder to write (default: the package's pretrained teachers)")

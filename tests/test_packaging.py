@@ -14,7 +14,7 @@ import yaml
 from conftest import REPO
 
 # conda-forge names that differ from PyPI's
-CONDA_NAMES = {"pytorch": "torch"}
+CONDA_NAMES = {"pytorch": "torch", "python-build": "build"}
 
 
 def _split(requirement: str) -> tuple[str, str]:

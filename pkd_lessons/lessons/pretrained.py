@@ -28,7 +28,7 @@ import shutil
 from pathlib import Path
 
 from pkd_lessons.atomic import atomic_file
-from pkd_lessons.lessons.store import CHECKPOINT, IDENTITY_KEYS, file_sha256, write_record
+from pkd_lessons.lessons.store import CHECKPOINT, IDENTITY_KEYS, RECORD, file_sha256, write_record
 
 #: Where the shipped teachers are.
 TEACHERS = Path(__file__).resolve().parent / "teachers"
@@ -160,7 +160,8 @@ def export_teacher(run, profile: str, dataset: str, out: str | os.PathLike | Non
         "metrics": run.metrics,
         "history": run.history,
         "info": run.info,
-        "provenance": provenance(),
+        # what trained it: the run's own record (the commit and versions when it was trained)
+        "provenance": json.loads((run.folder / RECORD).read_text()).get("provenance") or provenance(),
         # the phantoms' physics: a shipped teacher made on other phantoms is out of date (the tests check)
         "phantom_physics": physics_id(dataset),
         "checkpoint_sha256": file_sha256(weights),
