@@ -341,11 +341,11 @@ class Lesson:
             if saved is not None and saved.get("pretrained") and not pretrained:
                 saved, why = None, f"{folder}: holds the pretrained teacher; this lesson trains its own"
             installed = None
-            if saved is None and method == "teacher" and pretrained and not why:
+            if saved is None and method == "teacher" and pretrained:  # also in place of a stale run
                 saved = installed = install_pretrained(self.settings["profile"], dataset, name, folder, identity)
             if saved is not None:
                 if say or (say is None and installed is not None):
-                    print(_reuse_line(name, folder, saved))
+                    print(_reuse_line(name, folder, saved, installed is not None))
                 return _stored_run(name, folder, cfg, identity, saved)
             if why:
                 print(f"{why}; training {name} again")
@@ -420,8 +420,8 @@ class Lesson:
         self.split(dataset)  # the phantoms made once, before any worker reads them
         for m in methods:  # the teachers first (the paper's, or ProtoKD's early fusion), once each
             cfg = self.config(m, 0, dataset, **overrides)
-            if cfg.needs_teacher:
-                self.run("teacher", 0, dataset, **teacher_overrides(cfg, overrides))
+            if cfg.needs_teacher:  # a line only where the teacher is trained or taken from the package
+                self.run("teacher", 0, dataset, say=None, **teacher_overrides(cfg, overrides))
         done: dict[tuple[str, int], Run] = {}
         for job in jobs:
             stored = self.run(*job, dataset, reuse_only=True, **overrides)
@@ -703,15 +703,17 @@ def _run_in_worker(lesson: Lesson, method: str, seed: int, dataset: str, overrid
     return lesson.run(method, seed, dataset, progress=False, say=False, **overrides)
 
 
-def _reuse_line(name: str, folder: Path, saved: dict) -> str:
-    """The line :meth:`Lesson.run` prints for a run it does not train."""
-    if saved.get("pretrained"):
-        made = saved["pretrained"]
-        return (
-            f"using the pretrained {name} shipped with pkd-lessons {made.get('version', '?')} "
-            f"(commit {str(made.get('commit', '?'))[:10]}, {made.get('seconds', 0) / 60:.0f} min on "
-            f"{made.get('device', '?')}); copied to {folder}"
+def _reuse_line(name: str, folder: Path, saved: dict, installed: bool = False) -> str:
+    """The line :meth:`Lesson.run` prints for a run it does not train (``installed``: a shipped
+    pretrained teacher copied into the runs folder by this call)."""
+    made = saved.get("pretrained")
+    if made:
+        commit, minutes = str(made.get("commit", "?"))[:10], made.get("seconds", 0) / 60
+        what = (
+            f"the pretrained {name} shipped with pkd-lessons {made.get('version', '?')} "
+            f"(trained by commit {commit} in {minutes:.1f} min on {made.get('device', '?')})"
         )
+        return f"using {what}; copied to {folder}" if installed else f"reusing {what}, in {folder}"
     return f"reusing {name} ({folder}), trained earlier with these settings, data and code"
 
 

@@ -28,7 +28,7 @@ import shutil
 from pathlib import Path
 
 from pkd_lessons.atomic import atomic_file
-from pkd_lessons.lessons.store import CHECKPOINT, IDENTITY_KEYS, RECORD, file_sha256, write_record
+from pkd_lessons.lessons.store import CHECKPOINT, IDENTITY_KEYS, RECORD, clear_partial, file_sha256, write_record
 
 #: Where the shipped teachers are.
 TEACHERS = Path(__file__).resolve().parent / "teachers"
@@ -109,6 +109,7 @@ def install_pretrained(
     with atomic_file(folder / CHECKPOINT) as tmp:
         shutil.copyfile(weights, tmp)
     made = shipped_record["provenance"]
+    clear_partial(folder)  # an interrupted run of the same teacher left there is replaced, not resumed
     return write_record(
         folder,
         identity,
