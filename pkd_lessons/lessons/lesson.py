@@ -347,8 +347,10 @@ class Lesson:
                 if say or (say is None and installed is not None):
                     print(_reuse_line(name, folder, saved, installed is not None))
                 return _stored_run(name, folder, cfg, identity, saved)
-            if why:
-                print(f"{why}; training {name} again")
+            # one line: why it is trained (where a stored run could not be reused) and for how long
+            announce = f"{why}; training {name} again" if why else f"training {name}"
+            if say is False and why:
+                print(announce)
             device = pick_device(self.settings["device"])
             train_volumes, test_volumes = self.split(dataset)
             resume = partial_identity(folder) == identity and (folder / "checkpoint.pt").is_file()
@@ -365,7 +367,7 @@ class Lesson:
                 validation=self.validation(dataset),
                 resume=resume,
                 checkpoint_seconds=CHECKPOINT_SECONDS,
-                announce=f"training {name}" if say is not False else None,
+                announce=announce if say is not False else None,
             )
             seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
             model, _, _ = load_model(folder / "checkpoint.pt", device)
