@@ -41,8 +41,27 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture(scope="session", autouse=True)
 def _private_data_root(tmp_path_factory):
-    """Keep anything a test generates out of the user's home."""
+    """Keep anything a test generates out of the user's home, and the user's runs folder and course
+    profile out of the tests."""
     os.environ["PKD_LESSONS_DATA"] = str(tmp_path_factory.mktemp("pkd-data"))
+    for name in ("PKD_LESSONS_RUNS", "PKD_LESSONS_PROFILE"):
+        os.environ.pop(name, None)
+
+
+@pytest.fixture
+def trained(monkeypatch) -> list[str]:
+    """The methods the lessons train (the trainer's ``train`` calls), in order."""
+    import pkd_lessons.training.trainer as trainer_module
+
+    calls: list[str] = []
+    real = trainer_module.train
+
+    def counting(cfg, *args, **kwargs):
+        calls.append(cfg.method)
+        return real(cfg, *args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "train", counting)
+    return calls
 
 
 @pytest.fixture(scope="session")

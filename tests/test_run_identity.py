@@ -26,20 +26,6 @@ BRATS = CONVENTIONS["brats"]
 TINY = {"teacher_steps": 4, "student_steps": 3, "validations": 0}
 
 
-@pytest.fixture
-def trained(monkeypatch):
-    """Counts the networks trained (the trainer's ``train`` calls), by method."""
-    calls: list[str] = []
-    real = trainer_module.train
-
-    def counting(cfg, *args, **kwargs):
-        calls.append(cfg.method)
-        return real(cfg, *args, **kwargs)
-
-    monkeypatch.setattr(trainer_module, "train", counting)
-    return calls
-
-
 @pytest.fixture(scope="module")
 def phantoms(tmp_path_factory):
     """The tiny profile's brain phantoms, made once and copied into each test's data folder."""

@@ -31,20 +31,6 @@ def phantoms(tmp_path_factory):
     return root
 
 
-@pytest.fixture
-def trained(monkeypatch):
-    """The methods trained (the trainer's ``train`` calls), in order."""
-    calls: list[str] = []
-    real = trainer_module.train
-
-    def counting(cfg, *args, **kwargs):
-        calls.append(cfg.method)
-        return real(cfg, *args, **kwargs)
-
-    monkeypatch.setattr(trainer_module, "train", counting)
-    return calls
-
-
 def lesson(data, runs, **settings) -> Lesson:
     return Lesson.start("tiny", data, runs / "out", runs_dir=runs, **{**TINY, **settings})
 

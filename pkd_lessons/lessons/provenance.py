@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from datetime import UTC, datetime
@@ -12,8 +13,11 @@ def source_commit() -> str:
     """The git commit of the package's source tree, or ``"unknown"`` outside a checkout.
 
     Returns:
-        The commit's hash, with ``+uncommitted changes`` when tracked files differ from it.
+        The commit's hash, with ``+uncommitted changes`` when tracked files differ from it; in a copy
+        of a clean checkout without its ``.git`` (a machine lent for training), ``$PKD_LESSONS_COMMIT``.
     """
+    if os.environ.get("PKD_LESSONS_COMMIT"):
+        return os.environ["PKD_LESSONS_COMMIT"]
     try:
         root = Path(__file__).resolve().parents[2]
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
