@@ -84,7 +84,8 @@ PROFILES: dict[str, dict] = {
     # One 16 GB GPU for a course lab (Colab's T4, fp16 with a loss scaler): the quick profile's data
     # and split, the paper's widths, every method trained over 3 seeds (lesson 06 trains them itself
     # instead of showing the reference results), long enough for the validation curves to flatten.
-    # Sized for a few minutes per lesson on a T4 from the CPU timings (GPU times not yet measured).
+    # Sized for a few minutes per lesson on a T4 from the CPU timings (T4 not measured; on an H200 the
+    # brain teacher trains in 72 s: docs/timings.md).
     "lab": {
         **QUICK,
         "widths": (16, 32, 64, 128),
