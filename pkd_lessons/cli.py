@@ -277,9 +277,7 @@ def build_parser(defaults: TrainConfig = DEFAULT) -> argparse.ArgumentParser:
         "preprocessors: solutions replaced by stubs, hidden tests removed, "
         "outputs cleared; plus a README listing the exercises.",
     )
-    asg.add_argument("--out", required=True, help="folder to write (must not exist unless --overwrite)")
-    asg.add_argument("--notebooks", default=None, help="folder of the lesson notebooks (default ./notebooks)")
-    asg.add_argument("--overwrite", action="store_true", help="replace the folder")
+    _lesson_folder_options(asg, "folder")
 
     co = sub.add_parser(
         "course",
@@ -288,12 +286,10 @@ def build_parser(defaults: TrainConfig = DEFAULT) -> argparse.ArgumentParser:
         "versions), an nbgrader_config.py whose cell timeout suits lessons that train and which grades "
         "with the course's stored runs, and a README with nbgrader's workflow and the exercises' points.",
     )
-    co.add_argument("--out", required=True, help="course folder to write (must not exist unless --overwrite)")
-    co.add_argument("--notebooks", default=None, help="folder of the lesson notebooks (default: the package's)")
+    _lesson_folder_options(co, "course folder")
     co.add_argument("--only", nargs="+", metavar="NN", help="only these lessons, e.g. --only 00 03")
     co.add_argument("--profile", default="quick", choices=list(PROFILES), help="profile submissions are graded in")
     co.add_argument("--course-id", default="pkd-lessons", help="nbgrader's course id (default pkd-lessons)")
-    co.add_argument("--overwrite", action="store_true", help="replace the folder")
 
     bm = sub.add_parser(
         "benchmark",
@@ -615,6 +611,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.command in ("train", "benchmark") and args.profile != "default":
         args = build_parser(TrainConfig.preset(args.profile)).parse_args(argv)
     return args
+
+
+def _lesson_folder_options(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--out``, ``--notebooks`` and ``--overwrite`` of a command that writes a folder of lessons."""
+    parser.add_argument("--out", required=True, help=f"{what} to write (must not exist unless --overwrite)")
+    parser.add_argument(
+        "--notebooks", default=None, help="folder of the lesson notebooks (default ./notebooks, else the package's)"
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace the folder")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -140,22 +140,15 @@ def export_teacher(run, profile: str, dataset: str, out: str | os.PathLike | Non
     Returns:
         The ``(weights, record)`` paths written (each atomically).
     """
-    import io
-
-    import torch
-
     from pkd_lessons.lessons.provenance import provenance
     from pkd_lessons.phantoms.sets import physics_id
-    from pkd_lessons.training.checkpoint import load_checkpoint
+    from pkd_lessons.training.checkpoint import load_checkpoint, save_checkpoint
 
     out = Path(out) if out else TEACHERS
     out.mkdir(parents=True, exist_ok=True)
     weights, record_file = shipped(profile, dataset, run.name, out)
     state = load_checkpoint(run.checkpoint)
-    buffer = io.BytesIO()
-    torch.save({k: state[k] for k in WEIGHTS_KEYS}, buffer)
-    with atomic_file(weights) as tmp:
-        tmp.write_bytes(buffer.getvalue())
+    save_checkpoint({k: state[k] for k in WEIGHTS_KEYS if k not in ("format", "version")}, weights)  # atomic
     record = {
         "identity": run.identity,
         "metrics": run.metrics,
