@@ -148,13 +148,37 @@ def build_parser(defaults: TrainConfig = DEFAULT) -> argparse.ArgumentParser:
     )
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    pr = sub.add_parser(
+        "predict",
+        help="write a checkpoint's segmentation of every case as NIfTI, in the data set's own format",
+        description="Segment every case of a data folder (labels not needed; only the modalities the "
+        "network reads) and write one NIfTI per case with the header of the case's image, the data "
+        "set's own label values (BraTS 2021 1/2/4, BraTS 2023 1/2/3, Decathlon 1/2/3, MyoPS values) and "
+        "the file names its challenge expects, plus predictions.json. For brain data, voxels that are zero "
+        "in every input image are background. The folder appears complete or not at all.",
+    )
+    pr.add_argument("checkpoint", help="checkpoint file")
+    pr.add_argument("--data", required=True, help="data folder (BraTS, BraTS 2023, Decathlon or MyoPS layout)")
+    pr.add_argument("--out", required=True, help="folder to write (must not exist unless --overwrite)")
+    pr.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    pr.add_argument("--no-brain-mask", action="store_true", help="write the raw prediction outside the brain too")
+    pr.add_argument("--overwrite", action="store_true", help="replace the folder (one this command wrote)")
+    pr.add_argument("--quiet", action="store_true", help="no progress bar")
+
     ev = sub.add_parser(
         "evaluate",
-        help="score checkpoints on held-out cases (Dice, HD95)",
+        help="score checkpoints on held-out cases, or a folder of segmentations (Dice, HD95)",
         description="Predict every held-out case (those a checkpoint did not train on) and "
-        "write per-case Dice and HD95 of every region as JSON.",
+        "write per-case Dice and HD95 of every region as JSON; or, with --predictions, score the "
+        "segmentation files of a folder (from 'predict' or any tool, named as the challenge names them).",
     )
-    ev.add_argument("checkpoints", nargs="+", help="checkpoint files")
+    ev.add_argument("checkpoints", nargs="*", help="checkpoint files (or --predictions)")
+    ev.add_argument("--predictions", default=None, help="a folder of segmentation files to score instead")
+    ev.add_argument(
+        "--lesion-wise",
+        action="store_true",
+        help="with --predictions: also the BraTS 2023 lesion-wise Dice and HD95 of each region (brain data)",
+    )
     ev.add_argument("--data", required=True, help="data folder")
     ev.add_argument("--out", required=True, help="metrics JSON file to write (one record per checkpoint)")
     ev.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
@@ -489,7 +513,13 @@ def _evaluate(args) -> int:
     from pkd_lessons.training.device import pick_device
     from pkd_lessons.training.trainer import load_model
 
+    if bool(args.checkpoints) == bool(args.predictions):
+        raise ValueError("evaluate takes checkpoint files or --predictions FOLDER, one of the two")
+    if args.lesion_wise and not args.predictions:
+        raise ValueError("--lesion-wise scores a folder of segmentations: write one with predict, then --predictions")
     check_writable_file(args.out, "metrics file")  # before any work, not after it
+    if args.predictions:
+        return _score_predictions(args)
     device = pick_device(args.device)
     cases = find_cases(args.data)
     cache: dict = {}
@@ -524,6 +554,45 @@ def _evaluate(args) -> int:
         print(f"{path}: {len(held_out)} held-out case(s), mean Dice {scores}")
     write_text_or_rescue(args.out, json.dumps(records, indent=1), "metrics")
     print(f"metrics: {args.out}")
+    return 0
+
+
+def _score_predictions(args) -> int:
+    import numpy as np
+
+    from pkd_lessons.atomic import write_text_or_rescue
+    from pkd_lessons.evaluation.prediction import mean_dice
+    from pkd_lessons.evaluation.segmentation_files import score_folder
+
+    record = score_folder(args.predictions, args.data, progress=not args.quiet, lesion_wise=args.lesion_wise)
+    scores = ", ".join(f"{k} {v:.3f}" for k, v in mean_dice(record).items())
+    print(f"{args.predictions}: {len(record['cases'])} case(s), mean Dice {scores}")
+    if args.lesion_wise:
+        lesions = record["lesion_wise"].values()
+        regions = next(iter(lesions)).keys()
+        means = ", ".join(
+            f"{r} {np.mean([c[r]['dice'] for c in lesions]):.3f} / {np.mean([c[r]['hd95'] for c in lesions]):.1f} mm"
+            for r in regions
+        )
+        print(f"lesion-wise mean Dice / HD95: {means}")
+    write_text_or_rescue(args.out, json.dumps([record], indent=1), "metrics")
+    print(f"metrics: {args.out}")
+    return 0
+
+
+def _predict(args) -> int:
+    from pkd_lessons.evaluation.segmentation_files import MANIFEST, predict_folder
+
+    written = predict_folder(
+        args.checkpoint,
+        args.data,
+        args.out,
+        device=args.device,
+        brain_mask=not args.no_brain_mask,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+    print(f"wrote {len(written)} segmentation(s) to {args.out} (e.g. {written[0].name}); {Path(args.out) / MANIFEST}")
     return 0
 
 
@@ -648,6 +717,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return data_main(args.action, args.dataset, args.options)
         if args.command == "train":
             return _train(args)
+        if args.command == "predict":
+            return _predict(args)
         if args.command == "evaluate":
             return _evaluate(args)
         if args.command == "compare":

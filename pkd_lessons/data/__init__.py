@@ -25,7 +25,8 @@ __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
         ".datasets": "CropDataset SliceDataset split_cases",
-        ".layouts": "BRAIN_MODALITIES HEART_MODALITIES STUDENT_MODALITY Case ImageRef find_cases student_modality",
+        ".layouts": "BRAIN_MODALITIES HEART_MODALITIES LAYOUTS STUDENT_MODALITY Case ImageRef Layout anatomy "
+        "find_cases student_modality",
         ".normalize": "zscore_percentile",
         ".volumes": "CaseVolume load_case load_cases",
     },

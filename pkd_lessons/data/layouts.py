@@ -7,7 +7,8 @@ layout         files                                                            
                2018's ``HGG/`` and ``LGG/`` sub-folders are fine)
 ``brats2023``  ``CASE/CASE-{t2f,t1n,t1c,t2w,seg}.nii.gz``                        1, 2, 3
 ``msd``        ``imagesTr/BRATS_001.nii.gz`` (4-D: FLAIR, T1w, T1gd, T2w) and    1 oedema,
-               ``labelsTr/BRATS_001.nii.gz`` (Decathlon Task01)                  2 non-enh., 3
+               ``labelsTr/BRATS_001.nii.gz`` (Decathlon Task01; ``imagesTs/``    2 non-enh., 3
+               too where labels are not required)
 ``myops``      ``*/myops_training_101_{C0,DE,T2}.nii.gz`` and                    MyoPS values
                ``*/myops_training_101_gd.nii.gz`` (MyoPS 2020)
 =============  ===============================================================  ==============
@@ -55,16 +56,27 @@ def student_modality(modalities: Sequence[str]) -> str:
         >>> student_modality(HEART_MODALITIES)
         'lge'
     """
-    cardiac = "lge" in modalities and "t1ce" not in modalities
-    return STUDENT_MODALITY["cardiac" if cardiac else "brain"]
+    return STUDENT_MODALITY[anatomy(modalities)]
+
+
+def anatomy(modalities: Sequence[str]) -> str:
+    """``"cardiac"`` for a data set with an LGE image and no T1ce, ``"brain"`` otherwise.
+
+    Examples:
+        >>> anatomy(("bssfp", "lge", "t2")), anatomy(("t1ce",))
+        ('cardiac', 'brain')
+    """
+    return "cardiac" if "lge" in modalities and "t1ce" not in modalities else "brain"
 
 
 @dataclass(frozen=True)
 class ImageRef:
-    """Where one modality of a case is stored: a file, and a channel for 4-D files."""
+    """Where one modality of a case is stored: a file, and for 4-D files the channel and how many
+    channels the file holds."""
 
     path: Path
     channel: int | None = None
+    channels: int | None = None
 
 
 @dataclass(frozen=True)
@@ -88,15 +100,12 @@ class Case:
     @property
     def convention(self) -> LabelConvention:
         """The label convention of this case's layout."""
-        return LAYOUT_CONVENTIONS[self.layout]
+        return LAYOUTS[self.layout].convention
 
     @property
     def modalities(self) -> tuple[str, ...]:
         """Modality names, in order."""
         return tuple(self.images)
-
-
-LAYOUT_CONVENTIONS: dict[str, LabelConvention] = {"brats": BRATS, "brats2023": BRATS2023, "msd": MSD, "myops": MYOPS}
 
 
 def _walk(root: Path) -> list[Path]:
@@ -131,16 +140,35 @@ def _require(folder: Path, stem: str, case_id: str, what: str) -> Path:
     return path
 
 
-def _brats_like(files: list[Path], layout: str, sep: str, names: dict[str, str], require_labels: bool) -> list[Case]:
-    anchor = names["flair"]
-    cases = []
+def _wanted(names: Sequence[str], modalities: Sequence[str] | None) -> tuple[str, ...]:
+    """The layout's modalities a caller asked for, in the layout's order (all of them for None)."""
+    return tuple(m for m in names if modalities is None or m in modalities)
+
+
+def _grouped(files: list[Path], sep: str, suffixes: Sequence[str]) -> dict[tuple[Path, str], None]:
+    """``(folder, case id)`` of every file named ``{case}{sep}{suffix}.nii[.gz]``, in order of discovery."""
+    pattern = re.compile(rf"(.+){re.escape(sep)}({'|'.join(map(re.escape, suffixes))})\.nii(\.gz)?$")
+    found: dict[tuple[Path, str], None] = {}
     for path in files:
-        m = re.match(rf"(.+){re.escape(sep + anchor)}\.nii(\.gz)?$", path.name)
-        if not m:
-            continue
-        cid, folder = m.group(1), path.parent
+        m = pattern.match(path.name)
+        if m:
+            found.setdefault((path.parent, m.group(1)), None)
+    return found
+
+
+def _brats_like(
+    files: list[Path],
+    layout: str,
+    sep: str,
+    names: dict[str, str],
+    require_labels: bool,
+    modalities: Sequence[str] | None,
+) -> list[Case]:
+    cases = []
+    for folder, cid in _grouped(files, sep, list(names.values())):
         images = {
-            mod: ImageRef(_require(folder, f"{cid}{sep}{names[mod]}", cid, f"{mod} image")) for mod in BRAIN_MODALITIES
+            mod: ImageRef(_require(folder, f"{cid}{sep}{names[mod]}", cid, f"{mod} image"))
+            for mod in _wanted(BRAIN_MODALITIES, modalities)
         }
         label = (
             _require(folder, f"{cid}{sep}seg", cid, "label") if require_labels else _sibling(folder, f"{cid}{sep}seg")
@@ -149,38 +177,39 @@ def _brats_like(files: list[Path], layout: str, sep: str, names: dict[str, str],
     return cases
 
 
-def _find_brats(files: list[Path], require_labels: bool) -> list[Case]:
-    return _brats_like(files, "brats", "_", {m: m for m in BRAIN_MODALITIES}, require_labels)
+def _find_brats(files: list[Path], require_labels: bool, modalities: Sequence[str] | None) -> list[Case]:
+    return _brats_like(files, "brats", "_", {m: m for m in BRAIN_MODALITIES}, require_labels, modalities)
 
 
-def _find_brats2023(files: list[Path], require_labels: bool) -> list[Case]:
-    return _brats_like(files, "brats2023", "-", BRATS2023_NAMES, require_labels)
+def _find_brats2023(files: list[Path], require_labels: bool, modalities: Sequence[str] | None) -> list[Case]:
+    return _brats_like(files, "brats2023", "-", BRATS2023_NAMES, require_labels, modalities)
 
 
-def _find_msd(files: list[Path], require_labels: bool) -> list[Case]:
+def _find_msd(files: list[Path], require_labels: bool, modalities: Sequence[str] | None) -> list[Case]:
     cases = []
+    folders = ("imagesTr",) if require_labels else ("imagesTr", "imagesTs")  # the test set has no labels
     for path in files:
-        if path.parent.name != "imagesTr":
+        if path.parent.name not in folders:
             continue
         cid = _NII.sub("", path.name)
-        labels_dir = path.parent.parent / "labelsTr"
+        labels_dir = path.parent.parent / path.parent.name.replace("images", "labels")
         label = _require(labels_dir, cid, cid, "label") if require_labels else _sibling(labels_dir, cid)
-        images = {mod: ImageRef(path, channel) for channel, mod in enumerate(BRAIN_MODALITIES)}
+        images = {
+            mod: ImageRef(path, channel, len(BRAIN_MODALITIES))
+            for channel, mod in enumerate(BRAIN_MODALITIES)
+            if mod in _wanted(BRAIN_MODALITIES, modalities)
+        }
         cases.append(Case(cid, "msd", images, label, None))
     return cases
 
 
-def _find_myops(files: list[Path], require_labels: bool) -> list[Case]:
+def _find_myops(files: list[Path], require_labels: bool, modalities: Sequence[str] | None) -> list[Case]:
     by_name = {p.name: p for p in files}
     cases = []
-    for path in files:
-        m = re.match(rf"(.+)_{MYOPS_SUFFIX['bssfp']}\.nii(\.gz)?$", path.name)
-        if not m:
-            continue
-        cid, folder = m.group(1), path.parent
+    for folder, cid in _grouped(files, "_", list(MYOPS_SUFFIX.values())):
         images = {
-            mod: ImageRef(_require(folder, f"{cid}_{suffix}", cid, f"{mod} ({suffix}) image"))
-            for mod, suffix in MYOPS_SUFFIX.items()
+            mod: ImageRef(_require(folder, f"{cid}_{MYOPS_SUFFIX[mod]}", cid, f"{mod} ({MYOPS_SUFFIX[mod]}) image"))
+            for mod in _wanted(HEART_MODALITIES, modalities)
         }
 
         def lookup(stem: str) -> Path | None:
@@ -195,11 +224,50 @@ def _find_myops(files: list[Path], require_labels: bool) -> list[Case]:
     return cases
 
 
-FINDERS: dict[str, Callable[[list[Path], bool], list[Case]]] = {
-    "brats": _find_brats,
-    "brats2023": _find_brats2023,
-    "msd": _find_msd,
-    "myops": _find_myops,
+@dataclass(frozen=True)
+class Layout:
+    """One data set's layout: how its cases are found, labelled, and how its challenge names predictions.
+
+    Attributes:
+        name: ``brats``, ``brats2023``, ``msd`` or ``myops``.
+        anatomy: ``brain`` or ``cardiac``.
+        modalities: every modality the layout stores, in its order.
+        convention: its label values.
+        find: ``find(files, require_labels, modalities)`` -> the cases among ``files``.
+        prediction_suffix: what follows the case identifier in a prediction's file name.
+    """
+
+    name: str
+    anatomy: str
+    modalities: tuple[str, ...]
+    convention: LabelConvention
+    find: Callable[[list[Path], bool, Sequence[str] | None], list[Case]] = field(repr=False)
+    prediction_suffix: str = ""
+
+    def prediction_name(self, case_id: str) -> str:
+        """The file name the challenge expects for a case's segmentation.
+
+        BraTS 2021 and 2023 submissions and the Decathlon name the file after the case
+        (``BraTS2021_00001.nii.gz``, ``BraTS-GLI-00000-000.nii.gz``, ``BRATS_485.nii.gz``); MyoPS 2020
+        adds ``_seg`` (``myops_test_201_seg.nii.gz``).
+
+        Examples:
+            >>> LAYOUTS["brats2023"].prediction_name("BraTS-GLI-00000-000")
+            'BraTS-GLI-00000-000.nii.gz'
+            >>> LAYOUTS["myops"].prediction_name("myops_test_201")
+            'myops_test_201_seg.nii.gz'
+        """
+        return f"{case_id}{self.prediction_suffix}.nii.gz"
+
+
+LAYOUTS: dict[str, Layout] = {
+    layout.name: layout
+    for layout in (
+        Layout("brats", "brain", BRAIN_MODALITIES, BRATS, _find_brats),
+        Layout("brats2023", "brain", BRAIN_MODALITIES, BRATS2023, _find_brats2023),
+        Layout("msd", "brain", BRAIN_MODALITIES, MSD, _find_msd),
+        Layout("myops", "cardiac", HEART_MODALITIES, MYOPS, _find_myops, "_seg"),
+    )
 }
 LAYOUT_HELP = (
     "expected BraTS 2017-2021 (CASE/CASE_flair.nii.gz ...), BraTS 2023 (CASE/CASE-t2f.nii.gz ...), "
@@ -207,20 +275,25 @@ LAYOUT_HELP = (
 )
 
 
-def find_cases(root: str | os.PathLike, require_labels: bool = True) -> list[Case]:
+def find_cases(
+    root: str | os.PathLike, require_labels: bool = True, modalities: Sequence[str] | None = None
+) -> list[Case]:
     """Find every case under ``root`` and check that each has all its files.
 
     Args:
         root: the data folder (phantom output, an extracted BraTS/MSD/MyoPS download).
-        require_labels: a case without its label file is an error (set False for test sets).
+        require_labels: a case without its label file is an error (set False for test sets; the
+            Decathlon's ``imagesTs/`` is then searched too).
+        modalities: the modalities each case must have, and the only ones read (a student's
+            one modality: a folder of T1ce scans alone is then enough); None: all of the layout's.
 
     Returns:
         The cases, sorted by identifier, all of one layout.
 
     Raises:
         DataError: ``root`` is missing or empty, holds a folder that cannot be read, holds no
-            cases, mixes layouts, holds a case with a missing file, or holds two cases with the
-            same identifier.
+            cases, mixes layouts, holds a case with a missing file, holds two cases with the
+            same identifier, or its layout has none of ``modalities`` (another anatomy).
 
     Examples:
         A folder without any case is an error that says which layouts were looked for, rather than
@@ -245,16 +318,21 @@ def find_cases(root: str | os.PathLike, require_labels: bool = True) -> list[Cas
     if empty:
         raise DataError(f"{root}: data folder is empty")
     files = _walk(root)
-    found = {name: finder(files, require_labels) for name, finder in FINDERS.items()}
+    found = {name: layout.find(files, require_labels, modalities) for name, layout in LAYOUTS.items()}
     found = {name: cases for name, cases in found.items() if cases}
     if not found:
         raise DataError(f"{root}: no cases found; {LAYOUT_HELP}")
     if len(found) > 1:
-        detail = "; ".join(
-            f"{len(c)} {name} case(s), e.g. {c[0].images[next(iter(c[0].images))].path}" for name, c in found.items()
-        )
+        detail = "; ".join(f"{len(c)} {name} case(s), e.g. {c[0].case_id}" for name, c in found.items())
         raise DataError(f"{root}: folder mixes layouts ({detail}); keep one data set per folder")
-    (cases,) = found.values()
+    ((name, cases),) = found.items()
+    layout = LAYOUTS[name]
+    foreign = [m for m in modalities or () if m not in layout.modalities]
+    if foreign:
+        raise DataError(
+            f"{root}: holds {layout.anatomy} cases ({name} layout: {', '.join(layout.modalities)}), "
+            f"which have no {', '.join(foreign)}"
+        )
     ids = [c.case_id for c in cases]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:

@@ -86,3 +86,41 @@ def write_nifti(array: np.ndarray, affine: np.ndarray, path: str | os.PathLike) 
     with atomic_file(path) as tmp:
         nib.save(img, str(tmp))
     return path
+
+
+def write_like(array: np.ndarray, reference: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Write a label volume atomically with the header of the image it was computed from.
+
+    The reference's affine, qform and sform (with their codes), voxel size and units are kept, so a
+    viewer lays the file exactly over the image; shape and data type become the array's, and the
+    intensity scaling is dropped (labels are stored as they are). A 4-D reference (a Decathlon image)
+    gives its spatial header to the 3-D array.
+
+    Args:
+        array: ``(X, Y, Z)`` label volume in the reference's voxel grid; its integer dtype is kept.
+        reference: the image file whose header is copied.
+        path: destination ending in ``.nii.gz`` or ``.nii``.
+
+    Returns:
+        The destination path.
+
+    Raises:
+        DataError: the reference cannot be read, or its spatial shape is not the array's.
+    """
+    reference, path = Path(reference), Path(path)
+    try:
+        ref = nib.load(str(reference))
+    except (OSError, nib.filebasedimages.ImageFileError, ValueError) as err:
+        raise DataError(f"{reference}: not a readable NIfTI file ({type(err).__name__}: {err})") from err
+    array = np.asarray(array)
+    if tuple(ref.shape[:3]) != array.shape:
+        raise DataError(f"{reference}: spatial shape {tuple(ref.shape[:3])} differs from the label's {array.shape}")
+    header = ref.header.copy()
+    header.set_data_shape(array.shape)
+    header.set_data_dtype(array.dtype)
+    header.set_slope_inter(1.0, 0.0)
+    header.set_intent("label")
+    img = nib.Nifti1Image(array, None, header=header)
+    with atomic_file(path) as tmp:
+        nib.save(img, str(tmp))
+    return path

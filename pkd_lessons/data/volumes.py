@@ -114,9 +114,10 @@ def load_case(case: Case, normalize: bool = True) -> CaseVolume:
             cache[ref_img.path] = read_nifti(ref_img.path)
         array, affine = cache[ref_img.path]
         if ref_img.channel is not None:
-            if array.ndim != 4 or array.shape[3] != len(case.images):
+            expected = ref_img.channels or len(case.images)
+            if array.ndim != 4 or array.shape[3] != expected:
                 raise DataError(
-                    f"{ref_img.path}: expected a 4-D image with {len(case.images)} "
+                    f"{ref_img.path}: expected a 4-D image with {expected} "
                     f"modalities on the last axis, got shape {array.shape}"
                 )
             array = array[..., ref_img.channel]
