@@ -25,6 +25,11 @@ OUT     ?= results
 # make docs EDITION=student: the site without solutions, hidden tests and model answers
 EDITION ?= instructor
 
+# The official BraTS evaluation, which tests/test_official_metrics.py checks the package's metrics
+# against, in an environment of its own: it pins numpy<2.3, older than the project's.
+OFFICIAL_EVAL ?= .venv-brats-eval
+OFFICIAL_EVAL_SPEC ?= brats-evaluation==0.0.10 panoptica==2.1.7
+
 # The oldest ipywidgets declared (Colab's), beside the environment's own: tests/test_viewer.py runs
 # the viewer's tests under it too.
 WIDGETS_OLDEST ?= ipywidgets==7.7.1 ipython_genutils==0.2.0
@@ -48,6 +53,9 @@ $(TEST_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	rm -rf .widgets-oldest
 	$(BIN)/python -m pip install --quiet --no-deps --target .widgets-oldest $(WIDGETS_OLDEST)
+	rm -rf $(OFFICIAL_EVAL)
+	$(PYTHON) -m venv $(OFFICIAL_EVAL)
+	$(OFFICIAL_EVAL)/bin/python -m pip install --quiet $(OFFICIAL_EVAL_SPEC)
 	touch $(TEST_STAMP)
 
 lessons: $(STAMP)
@@ -86,4 +94,4 @@ reference: $(STAMP)
 	$(BIN)/pkd-lessons reference
 
 clean:
-	rm -rf $(VENV) $(OUT) dist build .pytest_cache .widgets-oldest docs/_build docs/lessons docs/api docs/performance docs/phantom
+	rm -rf $(VENV) $(OFFICIAL_EVAL) $(OUT) dist build .pytest_cache .widgets-oldest docs/_build docs/lessons docs/api docs/performance docs/phantom

@@ -1,10 +1,14 @@
-"""Overlap between two segmentations, region by region (MONAI's Dice underneath)."""
+"""Overlap and distance between two segmentations, region by region (MONAI's Dice and surfaces underneath)."""
 
 from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from monai.metrics import compute_dice
+from monai.metrics.utils import get_edge_surface_distance
 
 from pkd_lessons.data.labels import LabelConvention
 
@@ -75,3 +79,58 @@ def annotation_agreement(volumes, convention: LabelConvention | None = None) -> 
             raise ValueError(f"{v.case_id} needs both an annotation and a truth")
         scores.append(region_dice(v.label, v.truth, convention))
     return {r: float(np.mean([s[r] for s in scores])) for r in convention.region_names}
+
+
+def pooled_hd95(prediction: np.ndarray, reference: np.ndarray, spacing: Sequence[float]) -> float:
+    """The 95th percentile of both directed surface distances pooled: HD95 as the official BraTS
+    evaluation package computes it.
+
+    Two masks' surfaces (each mask minus its erosion, face-connected) give two sets of distances:
+    from every prediction surface voxel to the nearest reference surface voxel, and back. MONAI's
+    ``compute_hausdorff_distance(percentile=95)``, the package's HD95, takes the larger of the two
+    sets' 95th percentiles; the official package (``brats-evaluation``, through ``panoptica``) takes
+    the 95th percentile of the two sets pooled. Both use MONAI's surfaces and distances here
+    (``get_edge_surface_distance``); only the percentile differs. Where one set holds the long
+    distances (a missed or an extra piece), pooling dilutes them and the pooled value is smaller; on
+    small sets the interpolation between ranks can make it larger. The fidelity page measures the
+    difference on phantom predictions.
+
+    Args:
+        prediction: boolean mask.
+        reference: boolean mask, same shape; both must hold some voxels.
+        spacing: voxel size in mm (the official package's global HD95 ignores it and reports voxels;
+            this function reports mm).
+
+    Returns:
+        The distance in mm.
+
+    Raises:
+        ValueError: a mask is empty (the distance is then a convention, not a measurement).
+
+    Examples:
+        Two rows of four voxels, one shifted by two, at 2 mm: each row's distances to the other are
+        0, 0, 2 and 4 mm. MONAI interpolates the 95th percentile within each set of four (3.7 mm); the
+        pooled set of eight puts it at 4 mm:
+
+        >>> import numpy as np
+        >>> from monai.metrics import compute_hausdorff_distance
+        >>> a, b = np.zeros((1, 1, 12), bool), np.zeros((1, 1, 12), bool)
+        >>> a[..., 2:6], b[..., 4:8] = True, True
+        >>> pooled_hd95(a, b, (2.0, 2.0, 2.0))
+        4.0
+        >>> monai = compute_hausdorff_distance(
+        ...     torch.from_numpy(a)[None, None], torch.from_numpy(b)[None, None], percentile=95, spacing=2.0
+        ... )
+        >>> round(float(monai), 2)
+        3.7
+    """
+    prediction, reference = np.asarray(prediction, bool), np.asarray(reference, bool)
+    if not (prediction.any() and reference.any()):
+        raise ValueError("pooled_hd95 needs two non-empty masks")
+    with warnings.catch_warnings():  # MONAI warns about one of its own deprecated arguments
+        warnings.simplefilter("ignore", FutureWarning)
+        _, distances, _ = get_edge_surface_distance(
+            torch.from_numpy(prediction), torch.from_numpy(reference), spacing=list(spacing), symmetric=True
+        )
+    pooled = torch.cat([d.flatten().double() for d in distances])
+    return float(torch.quantile(pooled, 0.95))

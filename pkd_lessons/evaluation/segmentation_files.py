@@ -138,7 +138,8 @@ def score_folder(
     The files are found by the layout's prediction names; each must lie on its case's grid (shape and
     affine) and hold only the data set's label values. Cases with a clean truth (the phantoms) are
     scored against it, the others against their label file, with :func:`score_case` (MONAI's Dice and
-    HD95, the BraTS empty-region conventions).
+    HD95, the BraTS empty-region conventions), and with HD95 as the official BraTS evaluation computes
+    it (``hd95_pooled``).
 
     Args:
         predictions: the folder (from :func:`predict_folder`, or any tool's output named the same way).
@@ -149,7 +150,7 @@ def score_folder(
 
     Returns:
         A metrics record like :func:`~pkd_lessons.evaluation.prediction.evaluate`'s:
-        ``{"run", "method", "seed", "modality", "cases": {case: {region: {"dice", "hd95"}}}}``, with
+        ``{"run", "method", "seed", "modality", "cases": {case: {region: {"dice", "hd95", "hd95_pooled"}}}}``, with
         ``"lesion_wise": {case: {region: {"dice", "hd95"}}}`` when asked for. Method and modality come
         from ``predictions.json`` where the folder has one.
 
@@ -164,6 +165,8 @@ def score_folder(
     if not cases:
         raise DataError(f"{data}: no case has a label file to score against")
     layout = LAYOUTS[cases[0].layout]
+    if lesion_wise and layout.anatomy != "brain":
+        raise DataError(f"{data}: lesion-wise scores are BraTS's, for brain tumours; it holds {layout.anatomy} cases")
     names = [layout.prediction_name(c.case_id) for c in cases]
     missing = [name for name in names if not (predictions / name).is_file()]
     if missing:
@@ -184,7 +187,7 @@ def score_folder(
                 f"{volume.shape}; a segmentation must lie on its case's grid"
             )
         classes = layout.convention.to_classes(array, source=str(path))
-        scores[case.case_id] = score_case(classes, volume.truth, layout.convention, volume.spacing)
+        scores[case.case_id] = score_case(classes, volume.truth, layout.convention, volume.spacing, pooled=True)
         if lesion_wise:
             from pkd_lessons.evaluation.lesion_wise import lesion_wise_scores
 
