@@ -222,16 +222,19 @@ class VolumeViewer(StaticPicture, widgets.VBox):
         self._update()
 
     def _image_volume(self, nv):
-        """The modality's image, windowed as the slice viewer windows it (1st to 99th percentile in the mask)."""
-        image = self.volume.channel(self.modality).astype(np.float32)
+        """The modality's image as the slice viewer shows it: 1st to 99th percentile in the mask mapped to 0-255
+        (8 bits a voxel travel to the browser, not 32), black outside the mask."""
+        image = self.volume.channel(self.modality)
         inside = image[self.volume.mask]
-        lo, hi = np.percentile(inside, [1, 99]) if inside.size else (float(image.min()), float(image.max()))
+        lo, hi = np.percentile(inside, [1, 99]) if inside.size else (0.0, 1.0)
+        gray = np.clip((image - lo) / max(hi - lo, 1e-6), 0, 1) * 255
+        gray[~self.volume.mask] = 0
         return nv.Volume(
-            data=nifti_bytes(image, self.volume.affine),
+            data=nifti_bytes(np.round(gray).astype(np.uint8), self.volume.affine),
             name=f"{self.volume.case_id}_{self.modality}.nii",
             colormap="gray",
-            cal_min=float(lo),
-            cal_max=float(max(hi, lo + 1e-6)),
+            cal_min=0.0,
+            cal_max=255.0,
         )
 
     def _label_volume(self, nv, name: str):
