@@ -31,6 +31,9 @@ CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
+    # WebGL 2 (the 3D viewer's NiiVue) from the software renderer, SwiftShader: Chromium falls back to it
+    # without a GPU, a fallback it deprecates unless told
+    "--enable-unsafe-swiftshader",
     "--disable-quic",
     "--no-first-run",
     "--disable-background-networking",

@@ -148,7 +148,12 @@ def test_site_refuses_a_failed_or_stale_lesson(tmp_path, monkeypatch):
     with pytest.raises(ExtensionError, match="another version .* run `make lessons` again"):
         pkd_site.lesson_page(stale, notebook, uses)
 
-    page = json.loads(pkd_site.lesson_page(_executed_copy(tmp_path / "fine", notebook), notebook, uses))
+    def with_widgets(nb):
+        nb["metadata"]["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {"m": {}}}}
+
+    fine = _executed_copy(tmp_path / "fine", notebook, with_widgets)
+    page = json.loads(pkd_site.lesson_page(fine, notebook, uses))
+    assert "widgets" not in page["metadata"], "the widgets' saved state is left out of the site's copy"
     opening = "".join(page["cells"][0]["source"])
     assert "../_static/colab-badge.svg" in opening and "colab.research.google.com/github/" in opening
     assert "](../glossary.md)" in opening

@@ -158,3 +158,111 @@ def test_error_figure_shows_each_modality_with_the_colour_key(case, predictions)
     assert all(ax.collections for ax in fig.axes)  # the truth's outline drawn on every panel
     with pytest.raises(ValueError, match="outside"):
         error_figure(case, 10_000, predictions)
+
+
+def test_slices_across_each_axis(case, predictions):
+    """Axial, coronal and sagittal slices: the right voxels, the later remaining axis flipped upwards."""
+    x, y, z = (n // 2 for n in case.shape)
+    for axis, index, expected in (
+        (2, z, case.truth[:, :, z].T[::-1]),
+        (1, y, case.truth[:, y, :].T[::-1]),
+        (0, x, case.truth[x, :, :].T[::-1]),
+    ):
+        plain = render_slice(case, index, "flair", overlay="none", zoom=1, axis=axis)
+        shown = render_slice(case, index, "flair", overlay="truth", alpha=1.0, zoom=1, axis=axis)
+        assert plain.shape == (*expected.shape, 3)
+        assert np.array_equal((plain != shown).any(-1), expected > 0), f"axis {axis}"
+    with pytest.raises(ValueError, match="axis must be 0, 1 or 2"):
+        render_slice(case, 0, "flair", axis=3)
+    with pytest.raises(ValueError, match=r"slice 500 outside 0\.\.\d+"):
+        render_slice(case, 500, "flair", axis=0)
+
+
+def _nifti(layer):
+    import nibabel as nib
+
+    return nib.Nifti1Image.from_bytes(layer.data)
+
+
+@pytest.mark.parametrize(
+    ("overlay", "key"),
+    [
+        ("truth", ["necrotic core", "oedema", "enhancing"]),
+        ("teacher", ["necrotic core", "oedema", "enhancing"]),
+        ("student", ["necrotic core", "oedema", "enhancing"]),
+        ("errors", ["student wrong, teacher right", "teacher wrong, student right", "both wrong"]),
+        ("none", []),
+    ],
+)
+def test_volume_viewer_shows_the_chosen_overlay_only(case, predictions, overlay, key):
+    from pkd_lessons.lessons.volume_viewer import VolumeViewer, overlay_key
+
+    viewer = VolumeViewer(case, predictions, alpha=0.5)
+    assert list(viewer.overlay.options) == ["truth", "teacher", "student", "errors", "none"]
+    viewer.overlay.value = overlay
+    viewer.alpha.value = 0.7
+    assert {name: layer.opacity for name, layer in viewer.layers.items()} == {
+        name: 0.7 if name == overlay else 0.0 for name in ("truth", "teacher", "student", "errors")
+    }
+    assert list(overlay_key(case, overlay)) == key
+    assert re.findall(r"</span> (.*?)(?: · |</small>)", viewer.legend.value) == key  # the colour key shown
+    bundle = viewer._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert base64.b64decode(bundle["image/png"]).startswith(b"\x89PNG")
+    assert bundle["text/plain"] == f"VolumeViewer({case.case_id}, flair, overlay {overlay})"
+
+
+def test_volume_viewer_layers_carry_the_case_and_its_geometry(case, predictions):
+    from pkd_lessons.lessons.viewer import error_classes
+    from pkd_lessons.lessons.volume_viewer import VolumeViewer, overlay_key
+
+    viewer = VolumeViewer(case, predictions, modality="t1ce")
+    image, *layers = viewer.view.volumes
+    assert [layer.name for layer in layers] == [f"{case.case_id}_{n}.nii" for n in viewer.layers]
+    expected = {
+        "truth": case.truth,
+        **predictions,
+        "errors": error_classes(case.truth, predictions["teacher"], predictions["student"]),
+    }
+    for name, layer in viewer.layers.items():
+        nifti = _nifti(layer)
+        assert np.allclose(nifti.affine, case.affine), name
+        assert np.array_equal(np.asarray(nifti.dataobj), expected[name]), name
+        assert layer.colormap_label.labels[1:] == list(overlay_key(case, name)), name
+    nifti = _nifti(image)
+    gray = np.asarray(nifti.dataobj)
+    assert np.allclose(nifti.affine, case.affine) and gray.shape == case.shape and gray.dtype == np.uint8
+    assert not gray[~case.mask].any() and gray[case.mask].max() == 255
+    # brighter in T1ce is brighter in the viewer: the windowing keeps the order of the voxels
+    t1ce = case.channel("t1ce")[case.mask]
+    assert np.corrcoef(t1ce, gray[case.mask])[0, 1] > 0.9
+
+
+@pytest.mark.parametrize("overlay", ["truth", "errors", "none"])
+def test_three_planes_through_the_tumour(case, predictions, overlay):
+    from pkd_lessons.lessons.volume_viewer import PLANES, overlay_key, planes_figure, tumour_centre
+
+    centre = tumour_centre(case)
+    assert case.truth[centre] > 0  # the phantoms' tumours are compact: their centre lies inside them
+    fig = planes_figure(case, "flair", overlay, 0.6, predictions)
+    panels = fig.axes[: len(PLANES)]
+    assert [ax.get_title() for ax in panels] == [f"{name}, slice {centre[axis]}" for name, axis in PLANES]
+    for ax, (_, axis) in zip(panels, PLANES):
+        expected = render_slice(case, centre[axis], "flair", overlay, 0.6, predictions, zoom=1, axis=axis)
+        assert np.array_equal(ax.get_images()[0].get_array(), expected)
+    legend = [t.get_text() for t in fig.legends[0].get_texts()] if fig.legends else []
+    assert legend == list(overlay_key(case, overlay))
+
+
+def test_volume_viewer_refuses_what_it_cannot_show(case, predictions, monkeypatch):
+    from pkd_lessons.lessons.volume_viewer import VolumeViewer
+
+    with pytest.raises(ValueError, match=r"prediction 'student' has shape \(3, 3, 3\)"):
+        VolumeViewer(case, {"student": np.zeros((3, 3, 3), np.uint8)})
+    with pytest.raises(ValueError, match="no modality 'lge'"):
+        VolumeViewer(case, predictions, modality="lge")
+    with pytest.raises(TypeError, match="volume must be a CaseVolume"):
+        VolumeViewer(case.image)
+    monkeypatch.setitem(sys.modules, "ipyniivue", None)  # what an environment without it does on import
+    with pytest.raises(ImportError, match="pip install ipyniivue"):
+        VolumeViewer(case, predictions)

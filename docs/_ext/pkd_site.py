@@ -191,6 +191,10 @@ def lesson_page(executed: Path, source: Path, uses: LessonUses) -> str:
     )
     note.id, closing.id = "site-note", "site-api"  # fixed ids: the page is rewritten only when it changes
     nb.cells = [cells[0], note, *cells[1:], closing]
+    # The site runs no widgets (conf.py loads no widget manager): the viewers show their pictures, and the
+    # widgets' saved state (the 3D viewer's: NiiVue's code and the case's volumes, megabytes) would only
+    # weigh the page down.
+    nb.metadata.pop("widgets", None)
     return nbformat.writes(nb)
 
 

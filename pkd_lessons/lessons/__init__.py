@@ -4,7 +4,7 @@
 * :mod:`~pkd_lessons.lessons.profiles` - run profiles (tiny, quick, lab, reference, full).
 * :mod:`~pkd_lessons.lessons.runner` - executes the notebooks end to end and writes their summary.
 * :mod:`~pkd_lessons.lessons.figures` - static figures; :mod:`~pkd_lessons.lessons.viewer` - the
-  interactive slice viewer.
+  interactive slice viewer; :mod:`~pkd_lessons.lessons.volume_viewer` - the 3D viewer (NiiVue).
 * :mod:`~pkd_lessons.lessons.published` - the paper's and other published numbers, as data.
 * :mod:`~pkd_lessons.lessons.reference` - the reference results the lessons print beside their own.
 * :mod:`~pkd_lessons.lessons.synthesis` - lesson 06's closing reading of the paper's claim, from a run's numbers.
@@ -21,6 +21,7 @@ __getattr__, __dir__, __all__ = lazy_exports(
         ".profiles": "PROFILES default_data_root get_profile",
         ".runner": "find_notebooks run_lessons",
         ".viewer": "SliceViewer error_figure render_slice",
+        ".volume_viewer": "VolumeViewer planes_figure",
         ".published": "gap_markdown published_markdown t1ce_gaps",
         ".reference": "load_reference reference_gap_section reference_records reference_section",
         ".synthesis": "PAPER_CLAIM claim_reading synthesis",

@@ -43,11 +43,87 @@ DIFF_COLOURS = {
 }
 
 
-def _colours(num_classes: int) -> np.ndarray:
+#: Overlay name of the difference view: where the student and the teacher are wrong against the truth.
+ERRORS = "errors"
+
+
+def class_colours(num_classes: int) -> np.ndarray:
+    """RGB colour table of the class indices: row ``k`` is the colour of class ``k`` (0, background: black).
+
+    Args:
+        num_classes: number of classes, background included.
+
+    Returns:
+        ``(num_classes, 3)`` ``float32`` array in [0, 255].
+    """
     if num_classes in CLASS_COLOURS:
         return CLASS_COLOURS[num_classes]
     rng = np.random.default_rng(0)
     return np.vstack([[0, 0, 0], rng.integers(60, 255, (num_classes - 1, 3))]).astype(np.float32)
+
+
+def error_classes(truth: np.ndarray, teacher: np.ndarray, student: np.ndarray) -> np.ndarray:
+    """Each voxel's group in the difference view, numbered as :data:`DIFF_COLOURS` orders them.
+
+    Args:
+        truth: class indices.
+        teacher: the teacher's class indices, of the truth's shape.
+        student: the student's class indices, of the truth's shape.
+
+    Returns:
+        ``uint8`` array of the truth's shape: 0 where the student is right, or both are; 1 where only the
+        student is wrong; 2 where only the teacher is; 3 where both are.
+
+    Example:
+        >>> error_classes(np.array([0, 1, 1, 2]), np.array([0, 1, 0, 0]), np.array([0, 0, 1, 0]))
+        array([0, 1, 2, 3], dtype=uint8)
+    """
+    s_wrong, t_wrong = np.asarray(student) != truth, np.asarray(teacher) != truth
+    groups = np.zeros(np.shape(truth), np.uint8)
+    groups[s_wrong & ~t_wrong] = 1
+    groups[t_wrong & ~s_wrong] = 2
+    groups[s_wrong & t_wrong] = 3
+    return groups
+
+
+#: Colour table of :func:`error_classes`' groups (row 0, no error: black).
+ERROR_COLOURS = np.array([[0, 0, 0], *DIFF_COLOURS.values()], dtype=np.float32)
+
+
+def overlay_classes(
+    volume: CaseVolume,
+    overlay: str,
+    predictions: Mapping[str, np.ndarray] | None = None,
+    where: tuple | slice = np.s_[...],
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The class map an overlay colours, and its colour table.
+
+    Args:
+        volume: the case.
+        overlay: ``"truth"``, a key of ``predictions``, :data:`ERRORS` (the difference view) or ``"none"``.
+        predictions: class maps with the volume's shape.
+        where: the part of the volume wanted (an index expression, e.g. one slice); default all of it.
+
+    Returns:
+        ``(classes, colours)``: the overlay's class indices within ``where`` (0: nothing drawn) and the RGB
+        row of each index; None for ``"none"``.
+
+    Raises:
+        ValueError: an unknown overlay, or a difference view without teacher and student predictions
+            and a truth.
+    """
+    predictions = dict(predictions or {})
+    truth = volume.truth if volume.truth is not None else volume.label
+    if overlay == ERRORS:
+        if "teacher" not in predictions or "student" not in predictions or truth is None:
+            raise ValueError("the difference view needs 'teacher' and 'student' predictions and a truth")
+        return error_classes(truth[where], predictions["teacher"][where], predictions["student"][where]), ERROR_COLOURS
+    if overlay == "none":
+        return None
+    source = {"truth": truth, **predictions}
+    if overlay not in source or source[overlay] is None:
+        raise ValueError(f"overlay must be one of {['none', *source]}, got {overlay!r}")
+    return source[overlay][where], class_colours(volume.convention.num_classes)
 
 
 def render_slice(
@@ -59,53 +135,49 @@ def render_slice(
     predictions: Mapping[str, np.ndarray] | None = None,
     difference: bool = False,
     zoom: int = 3,
+    axis: int = 2,
 ) -> np.ndarray:
     """Compose one view as an RGB image.
 
     Args:
         volume: the case.
-        index: slice index along the last axis.
+        index: slice index along ``axis``.
         modality: which image to show.
-        overlay: ``"truth"``, a key of ``predictions`` (e.g. ``"teacher"``, ``"student"``) or ``"none"``.
+        overlay: ``"truth"``, a key of ``predictions`` (e.g. ``"teacher"``, ``"student"``), :data:`ERRORS`
+            or ``"none"``.
         alpha: overlay opacity in [0, 1].
         predictions: class maps with the volume's shape.
-        difference: colour student/teacher errors against the truth instead of the overlay.
+        difference: colour student/teacher errors against the truth instead of the overlay (the
+            :data:`ERRORS` overlay).
         zoom: integer upscaling (nearest neighbour) for display.
+        axis: the axis the slice is cut across: 2 axial (the default), 1 coronal, 0 sagittal.
 
     Returns:
-        ``(H * zoom, W * zoom, 3)`` ``uint8`` image (rows = the volume's second axis, flipped so that
-        anterior is up, as the static figures show it).
+        ``(H * zoom, W * zoom, 3)`` ``uint8`` image: rows are the slice's later remaining axis, flipped so
+        that anterior (axial) or superior (coronal, sagittal) is up, as the static figures show it; columns
+        the earlier one.
 
     Raises:
-        ValueError: unknown overlay or modality, out-of-range slice, or a difference view without
+        ValueError: unknown overlay or modality, out-of-range slice or axis, or a difference view without
             teacher and student predictions.
     """
-    predictions = dict(predictions or {})
-    if not 0 <= index < volume.shape[2]:
-        raise ValueError(f"slice {index} outside 0..{volume.shape[2] - 1}")
-    base = volume.channel(modality)[:, :, index]
-    inside = base[volume.mask[:, :, index]]
+    if axis not in (0, 1, 2):
+        raise ValueError(f"axis must be 0, 1 or 2, got {axis}")
+    if not 0 <= index < volume.shape[axis]:
+        raise ValueError(f"slice {index} outside 0..{volume.shape[axis] - 1}")
+    where = (slice(None),) * axis + (index,)
+    base = volume.channel(modality)[where]
+    mask = volume.mask[where]
+    inside = base[mask]
     lo, hi = np.percentile(inside, [1, 99]) if inside.size else (0.0, 1.0)
     gray = np.clip((base - lo) / max(hi - lo, 1e-6), 0, 1) * 255
-    gray[~volume.mask[:, :, index]] = 0  # outside the brain: black, as on the scanner
+    gray[~mask] = 0  # outside the brain: black, as on the scanner
     rgb = np.repeat(gray[..., None], 3, axis=2).astype(np.float32)
-    truth = volume.truth if volume.truth is not None else volume.label
-    if difference:
-        if "teacher" not in predictions or "student" not in predictions or truth is None:
-            raise ValueError("the difference view needs 'teacher' and 'student' predictions and a truth")
-        t = truth[:, :, index]
-        s_wrong = predictions["student"][:, :, index] != t
-        t_wrong = predictions["teacher"][:, :, index] != t
-        for mask, colour in zip((s_wrong & ~t_wrong, t_wrong & ~s_wrong, s_wrong & t_wrong), DIFF_COLOURS.values()):
-            rgb[mask] = (1 - alpha) * rgb[mask] + alpha * np.asarray(colour, np.float32) if alpha < 1 else colour
-    elif overlay != "none":
-        source = {"truth": truth, **predictions}
-        if overlay not in source or source[overlay] is None:
-            raise ValueError(f"overlay must be one of {['none', *source]}, got {overlay!r}")
-        classes = source[overlay][:, :, index]
-        colours = _colours(volume.convention.num_classes)[classes]
+    shown = overlay_classes(volume, ERRORS if difference else overlay, predictions, where)
+    if shown is not None:
+        classes, colours = shown
         fg = classes > 0
-        rgb[fg] = (1 - alpha) * rgb[fg] + alpha * colours[fg]
+        rgb[fg] = (1 - alpha) * rgb[fg] + alpha * colours[classes[fg]]
     out = np.clip(rgb, 0, 255).astype(np.uint8).transpose(1, 0, 2)[::-1]
     return out.repeat(zoom, axis=0).repeat(zoom, axis=1)
 
@@ -171,8 +243,21 @@ def png_bytes(rgb: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _check_volume(volume: CaseVolume) -> None:
-    """Refuse what the viewer cannot show, naming the problem (rather than failing deep in rendering)."""
+def checked(volume: CaseVolume, predictions: Mapping[str, np.ndarray] | None) -> dict[str, np.ndarray]:
+    """Refuse what a viewer cannot show, naming the problem (rather than failing deep in rendering).
+
+    Args:
+        volume: the case.
+        predictions: class maps keyed by name, each of the volume's shape.
+
+    Returns:
+        The predictions as arrays.
+
+    Raises:
+        TypeError: ``volume`` is not a :class:`~pkd_lessons.data.volumes.CaseVolume`.
+        ValueError: a volume whose image is not 4-D (one channel per modality), whose mask, truth or label
+            does not match its image, or a prediction whose shape differs from the volume's.
+    """
     if not isinstance(volume, CaseVolume):
         raise TypeError(f"volume must be a CaseVolume (from pkd_lessons.data.load_case), got {type(volume).__name__}")
     shape = np.shape(volume.image)
@@ -185,9 +270,50 @@ def _check_volume(volume: CaseVolume) -> None:
         array = getattr(volume, name)
         if array is not None and np.shape(array) != shape[1:]:
             raise ValueError(f"volume {volume.case_id!r}: {name} has shape {np.shape(array)}, the image {shape[1:]}")
+    predictions = {k: np.asarray(v) for k, v in (predictions or {}).items()}
+    for name, p in predictions.items():
+        if p.shape != volume.shape:
+            raise ValueError(f"prediction {name!r} has shape {p.shape}, the volume {volume.shape}")
+    return predictions
 
 
-class SliceViewer(widgets.VBox):
+class StaticPicture:
+    """A widget whose display bundle carries a PNG of its current view beside the widget itself.
+
+    Mixed in before the widget class (``class V(StaticPicture, widgets.VBox)``); the subclass says what the
+    picture and the text are. Where a front-end runs the widget it shows the widget; elsewhere (GitHub,
+    nbviewer, a notebook executed headless) the picture.
+    """
+
+    def static_png(self) -> bytes:
+        """PNG bytes of the current view."""
+        raise NotImplementedError
+
+    def _text(self) -> str:
+        """The bundle's ``text/plain``."""
+        return type(self).__name__
+
+    def _repr_mimebundle_(self, **kwargs):
+        base = getattr(super(), "_repr_mimebundle_", None)
+        if base is not None:  # ipywidgets 8
+            bundle = dict(base(**kwargs) or {})
+        else:  # ipywidgets 7 (what Colab ships): the view reference its own _ipython_display_ sends
+            bundle = {WIDGET_VIEW: {"version_major": 2, "version_minor": 0, "model_id": self._model_id}}
+        bundle["image/png"] = base64.b64encode(self.static_png()).decode()
+        bundle["text/plain"] = self._text()
+        return bundle
+
+    if IPYWIDGETS_MAJOR < 8:
+        # ipywidgets 7 displays widgets through _ipython_display_, which IPython prefers to
+        # _repr_mimebundle_; route it through the bundle above so that the picture goes along.
+        def _ipython_display_(self, **kwargs) -> None:
+            from IPython.display import display
+
+            display(self._repr_mimebundle_(), raw=True)
+            self._handle_displayed(**kwargs)
+
+
+class SliceViewer(StaticPicture, widgets.VBox):
     """Interactive viewer of a case with truth, teacher and student overlays.
 
     Args:
@@ -210,11 +336,7 @@ class SliceViewer(widgets.VBox):
         index: int | None = None,
         zoom: int = 3,
     ) -> None:
-        _check_volume(volume)
-        predictions = {k: np.asarray(v) for k, v in (predictions or {}).items()}
-        for name, p in predictions.items():
-            if p.shape != volume.shape:
-                raise ValueError(f"prediction {name!r} has shape {p.shape}, the volume {volume.shape}")
+        predictions = checked(volume, predictions)
         self.volume, self.predictions, self.zoom = volume, predictions, zoom
         if index is None:
             truth = volume.truth if volume.truth is not None else volume.label
@@ -263,22 +385,9 @@ class SliceViewer(widgets.VBox):
     def _update(self, *_) -> None:
         self.image.value = png_bytes(self.current())
 
-    def _repr_mimebundle_(self, **kwargs):
-        # The live widget where a front-end runs it; a PNG of the current view everywhere else.
-        base = getattr(super(), "_repr_mimebundle_", None)
-        if base is not None:  # ipywidgets 8
-            bundle = dict(base(**kwargs) or {})
-        else:  # ipywidgets 7 (what Colab ships): the view reference its own _ipython_display_ sends
-            bundle = {WIDGET_VIEW: {"version_major": 2, "version_minor": 0, "model_id": self._model_id}}
-        bundle["image/png"] = base64.b64encode(self.image.value).decode()
-        bundle["text/plain"] = f"SliceViewer({self.volume.case_id}, slice {self.slice.value})"
-        return bundle
+    def static_png(self) -> bytes:
+        """PNG bytes of the current view (what the widget shows)."""
+        return self.image.value
 
-    if IPYWIDGETS_MAJOR < 8:
-        # ipywidgets 7 displays widgets through _ipython_display_, which IPython prefers to
-        # _repr_mimebundle_; route it through the bundle above so that the picture goes along.
-        def _ipython_display_(self, **kwargs) -> None:
-            from IPython.display import display
-
-            display(self._repr_mimebundle_(), raw=True)
-            self._handle_displayed(**kwargs)
+    def _text(self) -> str:
+        return f"SliceViewer({self.volume.case_id}, slice {self.slice.value})"
