@@ -24,7 +24,7 @@ come from SciPy; each lesion's HD95 is :func:`~pkd_lessons.evaluation.metrics.po
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -154,3 +154,37 @@ def lesion_wise_scores(
             "missed": found["missed"],
         }
     return out
+
+
+def lesion_wise_summary(records: Mapping[str, dict]) -> list[dict]:
+    """Legacy and lesion-wise scores side by side: one row per network and region, means over cases.
+
+    Args:
+        records: name -> a record of :func:`~pkd_lessons.evaluation.segmentation_files.score_folder`
+            scored with ``lesion_wise=True``.
+
+    Returns:
+        Rows of ``{"network", "region", "dice", "lesion_dice", "hd95", "hd95_pooled", "lesion_hd95",
+        "lesions", "missed", "false_positives"}``: Dice and HD95 means over the cases, lesion counts
+        summed.
+    """
+    rows = []
+    for name, record in records.items():
+        cases, lesion_cases = list(record["cases"].values()), list(record["lesion_wise"].values())
+        for region in cases[0]:
+            rows.append(
+                {
+                    "network": name,
+                    "region": region,
+                    "dice": float(np.mean([c[region]["dice"] for c in cases])),
+                    "lesion_dice": float(np.mean([c[region]["dice"] for c in lesion_cases])),
+                    "hd95": float(np.mean([c[region]["hd95"] for c in cases])),
+                    "hd95_pooled": float(np.mean([c[region]["hd95_pooled"] for c in cases])),
+                    "lesion_hd95": float(np.mean([c[region]["hd95"] for c in lesion_cases])),
+                    **{
+                        k: int(sum(c[region][k] for c in lesion_cases))
+                        for k in ("lesions", "missed", "false_positives")
+                    },
+                }
+            )
+    return rows

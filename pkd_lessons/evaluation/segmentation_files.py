@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from pkd_lessons.atomic import atomic_dir
 from pkd_lessons.data.layouts import LAYOUTS, Case, anatomy, find_cases
 from pkd_lessons.data.nifti import read_nifti, write_like
-from pkd_lessons.data.volumes import load_case
+from pkd_lessons.data.volumes import CaseVolume, load_case
 from pkd_lessons.errors import DataError
 from pkd_lessons.evaluation.prediction import inference_window, predict_volume, score_case
 
@@ -52,6 +52,16 @@ def _check_anatomy(checkpoint: Path, modalities: Sequence[str], data: Path, case
         )
 
 
+def _chosen(cases: list[Case], only: Collection[str] | None, data: Path) -> list[Case]:
+    """The cases named in ``only`` (all for None); a name the folder lacks is an error."""
+    if only is None:
+        return cases
+    unknown = sorted(set(only) - {c.case_id for c in cases})
+    if unknown:
+        raise DataError(f"{data}: has no case {', '.join(unknown[:3])}")
+    return [c for c in cases if c.case_id in set(only)]
+
+
 def predict_folder(
     checkpoint: str | os.PathLike,
     data: str | os.PathLike,
@@ -60,6 +70,7 @@ def predict_folder(
     brain_mask: bool = True,
     overwrite: bool = False,
     progress: bool = True,
+    only: Collection[str] | None = None,
 ) -> list[Path]:
     """Write a network's segmentation of every case of a data folder (see the module docstring).
 
@@ -72,6 +83,7 @@ def predict_folder(
         brain_mask: write background outside the brain (the module's brain mask rule).
         overwrite: replace ``out`` if this package wrote it.
         progress: progress bar.
+        only: these case identifiers alone (e.g. a split's held-out cases); None: every case.
 
     Returns:
         The written segmentation files, in case order.
@@ -103,6 +115,7 @@ def predict_folder(
         raise DataError(f"{err} (the network, {checkpoint}, reads {', '.join(modalities)})") from err
     _check_anatomy(checkpoint, cfg.modalities, data, cases)
     layout = LAYOUTS[cases[0].layout]
+    cases = _chosen(cases, only, data)
     trained = sorted(set(state.get("cases", [])) & {c.case_id for c in cases})
     written = []
     with atomic_dir(out, overwrite=overwrite) as tmp:
@@ -130,8 +143,46 @@ def predict_folder(
     return written
 
 
+def _read_classes(path: Path, volume: CaseVolume) -> np.ndarray:
+    """The class indices of a segmentation file of ``volume``, checked against its grid."""
+    array, affine = read_nifti(path)
+    if array.shape != volume.shape or not np.allclose(affine, volume.affine, atol=1e-2):
+        raise DataError(
+            f"{path}: shape {array.shape} or affine differs from case {volume.case_id}'s images "
+            f"{volume.shape}; a segmentation must lie on its case's grid"
+        )
+    return volume.convention.to_classes(array, source=str(path))
+
+
+def read_prediction(predictions: str | os.PathLike, volume: CaseVolume) -> np.ndarray:
+    """A case's segmentation from a folder :func:`predict_folder` wrote, as class indices.
+
+    Args:
+        predictions: the folder (its ``predictions.json`` names each case's file).
+        volume: the case, loaded (:func:`~pkd_lessons.data.volumes.load_case`).
+
+    Returns:
+        ``(X, Y, Z)`` class indices, as :attr:`CaseVolume.truth` holds them.
+
+    Raises:
+        DataError: the folder has no manifest or no file of this case, or the file is off the case's grid.
+    """
+    predictions = Path(predictions)
+    manifest = predictions / MANIFEST
+    if not manifest.is_file():
+        raise DataError(f"{predictions}: no {MANIFEST}; not a folder written by predict")
+    names = json.loads(manifest.read_text())["cases"]
+    if volume.case_id not in names:
+        raise DataError(f"{predictions}: holds no segmentation of case {volume.case_id}")
+    return _read_classes(predictions / names[volume.case_id], volume)
+
+
 def score_folder(
-    predictions: str | os.PathLike, data: str | os.PathLike, progress: bool = True, lesion_wise: bool = False
+    predictions: str | os.PathLike,
+    data: str | os.PathLike,
+    progress: bool = True,
+    lesion_wise: bool = False,
+    only: Collection[str] | None = None,
 ) -> dict:
     """Score a folder of segmentation files against a data folder's labels.
 
@@ -147,6 +198,7 @@ def score_folder(
         progress: progress bar.
         lesion_wise: also score the BraTS 2023 lesion-wise Dice and HD95 of the brain regions
             (:func:`~pkd_lessons.evaluation.lesion_wise.lesion_wise_scores`).
+        only: score these case identifiers alone; None: every labelled case.
 
     Returns:
         A metrics record like :func:`~pkd_lessons.evaluation.prediction.evaluate`'s:
@@ -161,7 +213,8 @@ def score_folder(
     predictions, data = Path(predictions), Path(data)
     if not predictions.is_dir():
         raise DataError(f"{predictions}: predictions folder not found")
-    cases = [c for c in find_cases(data, require_labels=False) if c.label is not None or c.truth is not None]
+    cases = _chosen(find_cases(data, require_labels=False), only, data)
+    cases = [c for c in cases if c.label is not None or c.truth is not None]
     if not cases:
         raise DataError(f"{data}: no case has a label file to score against")
     layout = LAYOUTS[cases[0].layout]
@@ -179,14 +232,7 @@ def score_folder(
     scores, lesions = {}, {}
     for case in tqdm(cases, desc="score", unit="case", disable=not progress):
         volume = load_case(case, normalize=False)
-        path = predictions / layout.prediction_name(case.case_id)
-        array, affine = read_nifti(path)
-        if array.shape != volume.shape or not np.allclose(affine, volume.affine, atol=1e-2):
-            raise DataError(
-                f"{path}: shape {array.shape} or affine differs from case {case.case_id}'s images "
-                f"{volume.shape}; a segmentation must lie on its case's grid"
-            )
-        classes = layout.convention.to_classes(array, source=str(path))
+        classes = _read_classes(predictions / layout.prediction_name(case.case_id), volume)
         scores[case.case_id] = score_case(classes, volume.truth, layout.convention, volume.spacing, pooled=True)
         if lesion_wise:
             from pkd_lessons.evaluation.lesion_wise import lesion_wise_scores
