@@ -264,6 +264,8 @@ def test_lesson_09_trains_the_faithful_experiment_on_a_real_layout_folder(tmp_pa
     )
     for method in ("teacher", "baseline", "pkl"):
         assert re.search(rf"\b{method}-s0-\S*crop24x24x16\S*: \d+\.\d+ s per step on cpu", text), text[-2000:]
+    # section 3: the held-out cases' segmentations written in BraTS 2021's own names and label values
+    assert re.search(r"BraTS2021_\d{5}\.nii\.gz: \(\d+, \d+, \d+\), 4x4x4 mm, label values \[0(, [124])*\]", text)
     runs = tmp_path / "data" / "runs" / "tiny" / "real"
     configs = [json.loads(p.read_text())["config"] for p in runs.glob("*/run.json")]
     three_d = [c for c in configs if c["spatial_dims"] == 3]
