@@ -143,3 +143,9 @@ def test_faithful_run_end_to_end_at_toy_sizes(tmp_path):
     for r in records:  # the held-out case, scored by the sliding window
         (scores,) = r["cases"].values()
         assert set(scores) == {"WT", "TC", "ET"} and all(0 <= s["dice"] <= 1 for s in scores.values())
+    # the 3D student's segmentations as files: every case, by the sliding window over its crop
+    out = tmp_path / "segmentations"
+    assert main(["predict", str(student / "checkpoint.pt"), "--data", str(data), "--out", str(out), "--quiet"]) == 0
+    manifest = json.loads((out / "predictions.json").read_text())
+    assert manifest["field_of_view"] == {"spatial_dims": 3, "roi_size": [16, 16, 16], "window": None}
+    assert sorted(p.name for p in out.glob("*.nii.gz")) == [f"BraTS2021_{i:05d}.nii.gz" for i in range(3)]
