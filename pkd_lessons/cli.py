@@ -517,6 +517,8 @@ def _evaluate(args) -> int:
         raise ValueError("evaluate takes checkpoint files or --predictions FOLDER, one of the two")
     if args.lesion_wise and not args.predictions:
         raise ValueError("--lesion-wise scores a folder of segmentations: write one with predict, then --predictions")
+    if args.predictions and args.no_brain_mask:
+        raise ValueError("--no-brain-mask is predict's: a folder of segmentations is scored as it was written")
     check_writable_file(args.out, "metrics file")  # before any work, not after it
     if args.predictions:
         return _score_predictions(args)
@@ -566,7 +568,9 @@ def _score_predictions(args) -> int:
 
     record = score_folder(args.predictions, args.data, progress=not args.quiet, lesion_wise=args.lesion_wise)
     scores = ", ".join(f"{k} {v:.3f}" for k, v in mean_dice(record).items())
-    print(f"{args.predictions}: {len(record['cases'])} case(s), mean Dice {scores}")
+    left_out = record["trained_on_left_out"]
+    note = f" ({len(left_out)} case(s) the network trained on left out)" if left_out else ""
+    print(f"{args.predictions}: {len(record['cases'])} case(s){note}, mean Dice {scores}")
     if args.lesion_wise:
         lesions = record["lesion_wise"].values()
         regions = next(iter(lesions)).keys()

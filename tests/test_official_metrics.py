@@ -37,6 +37,7 @@ from pkd_lessons.data import LAYOUTS, find_cases
 from pkd_lessons.data.labels import BRATS
 from pkd_lessons.data.nifti import read_nifti, write_like
 from pkd_lessons.evaluation.lesion_wise import lesions
+from pkd_lessons.evaluation.prediction import score_case
 
 OFFICIAL_PYTHON = Path(os.environ.get("PKD_BRATS_EVAL_PYTHON") or REPO / ".venv-brats-eval" / "bin" / "python")
 SCRIPT = Path(__file__).with_name("official_brats_evaluation.py")
@@ -58,6 +59,15 @@ def official(pairs: list[dict], tmp: Path) -> dict:
         timeout=600,
     )
     return json.loads((tmp / "scores.json").read_text())
+
+
+def pair(case: str, prediction: np.ndarray, truth: np.ndarray, spacing, folder: Path) -> dict:
+    """Two label arrays in BraTS 2021 values written as files, as the official script takes them."""
+    entry = {"case": case, "spacing": list(spacing), "enhancing": 4}
+    for key, array in (("prediction", prediction), ("truth", truth)):
+        entry[key] = str(folder / f"{case}-{key}.nii.gz")
+        nib.save(nib.Nifti1Image(array.astype(np.uint8), np.diag([*spacing, 1.0])), entry[key])
+    return entry
 
 
 def perturbed(rater: np.ndarray, kind: str, brain: np.ndarray) -> np.ndarray:
@@ -142,8 +152,9 @@ def test_dice_and_pooled_hd95_equal_the_official_values(scored):
 
 
 def test_lesion_matching_agrees_with_the_official_package_on_separate_lesions(tmp_path):
-    """Separate lesions: one found shifted, one missed, one false. With no dilation and no size limit,
-    the package's lesion machinery and the official one must count and score them the same."""
+    """Separate lesions: one found shifted, one missed, one false. With no dilation, no size limit and
+    the official HD95, the package's lesion machinery and the official one must count and score them
+    the same."""
     shape, spacing = (48, 48, 48), (1.5, 1.5, 1.5)
     grid = np.indices(shape)
 
@@ -158,18 +169,13 @@ def test_lesion_matching_agrees_with_the_official_package_on_separate_lesions(tm
     prediction[ball((15, 13, 15), 7)] = 2
     prediction[ball((15, 13, 15), 5)] = 4
     prediction[ball((36, 10, 36), 3)] = 4  # false
-    pairs = []
-    for name, array in (("prediction", prediction), ("truth", truth)):
-        nib.save(nib.Nifti1Image(array, np.diag([*spacing, 1.0])), tmp_path / f"{name}.nii.gz")
-    pairs = [{"case": "c", "spacing": spacing, "enhancing": 4}]
-    pairs[0].update({k: str(tmp_path / f"{k}.nii.gz") for k in ("prediction", "truth")})
-    theirs = official(pairs, tmp_path)["c"]
+    theirs = official([pair("c", prediction, truth, spacing, tmp_path)], tmp_path)["c"]
     pred_regions, truth_regions = (
         BRATS.to_regions(BRATS.to_classes(prediction)),
         BRATS.to_regions(BRATS.to_classes(truth)),
     )
     for (region, key), pred, ref in zip(REGIONS.items(), pred_regions, truth_regions):
-        mine = lesions(pred, ref, spacing, dilation=0, min_volume_mm3=0)
+        mine = lesions(pred, ref, spacing, dilation=0, min_volume_mm3=0, pooled=True)
         tp = len(mine["dice"]) - mine["missed"]
         assert (tp, mine["false_positives"], mine["missed"]) == (
             theirs[key]["tp"],
@@ -180,3 +186,27 @@ def test_lesion_matching_agrees_with_the_official_package_on_separate_lesions(tm
         assert np.mean([d for d, _ in found]) == pytest.approx(theirs[key]["sq_dsc"], abs=1e-6), region
         assert np.mean([h for _, h in found]) == pytest.approx(theirs[key]["sq_hd95"], abs=1e-6), region
     assert theirs["et"]["fp"] == 1 and theirs["et"]["fn"] == 1  # the case holds what it claims to
+
+
+def test_empty_region_conventions(tmp_path):
+    """The fidelity page's table of empty regions, both sides: enhancing tumour absent from both, and
+    present in both without overlapping (a distance the package measures, the official package calls
+    infinite)."""
+    shape, spacing = (32, 32, 32), (1.0, 1.0, 1.0)
+    truth, apart = np.zeros(shape, np.uint8), np.zeros(shape, np.uint8)
+    truth[4:14, 4:14, 4:14] = 2  # oedema only: no enhancing tumour
+    apart[4:14, 4:14, 4:14] = 2
+    truth[7:10, 7:10, 7:10], apart[10:13, 10:13, 10:13] = 4, 4  # enhancing in both, apart
+    no_et = truth.copy()
+    no_et[no_et == 4] = 2
+    theirs = official(
+        [pair("both", no_et, no_et, spacing, tmp_path), pair("apart", apart, truth, spacing, tmp_path)], tmp_path
+    )
+    mine = {
+        "both": score_case(BRATS.to_classes(no_et), BRATS.to_classes(no_et), BRATS, spacing, pooled=True)["ET"],
+        "apart": score_case(BRATS.to_classes(apart), BRATS.to_classes(truth), BRATS, spacing, pooled=True)["ET"],
+    }
+    assert math.isnan(theirs["both"]["et"]["global_bin_dsc"]) and math.isnan(theirs["both"]["et"]["global_bin_hd95"])
+    assert (mine["both"]["dice"], mine["both"]["hd95"], mine["both"]["hd95_pooled"]) == (1.0, 0.0, 0.0)
+    assert theirs["apart"]["et"]["global_bin_dsc"] == 0.0 and math.isinf(theirs["apart"]["et"]["global_bin_hd95"])
+    assert mine["apart"]["dice"] == 0.0 and 0 < mine["apart"]["hd95"] < math.dist((0, 0, 0), shape)

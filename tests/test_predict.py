@@ -9,6 +9,7 @@ values are written exactly as the data set's own label files hold them, MyoPS' i
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -19,11 +20,14 @@ import pytest
 from pkd_lessons.cli import main
 from pkd_lessons.data import LAYOUTS, find_cases
 from pkd_lessons.data.nifti import read_nifti
+from pkd_lessons.data.volumes import load_case
 from pkd_lessons.errors import DataError
 from pkd_lessons.evaluation import segmentation_files
-from pkd_lessons.evaluation.segmentation_files import MANIFEST, predict_folder, score_folder
+from pkd_lessons.evaluation.prediction import inference_window, predict_volume
+from pkd_lessons.evaluation.segmentation_files import MANIFEST, predict_folder, read_prediction, score_folder
 from pkd_lessons.phantoms import make_phantoms
 from pkd_lessons.phantoms.convert import to_brats2023, to_msd
+from pkd_lessons.training.trainer import load_model
 
 TOY = ["--steps", "2", "--widths", "4,8", "--batch-size", "2", "--device", "cpu", "--quiet", "--test-fraction", "0.34"]
 
@@ -113,19 +117,48 @@ def test_written_values_are_the_data_set_s_own_label_values(brain, oracle, tmp_p
         truth, _ = read_nifti(case.truth or case.label)
         mine, _ = read_nifti(path)
         np.testing.assert_array_equal(mine, truth)  # 1/2/4, 1/2/3, MSD's swapped 1/2, MyoPS' 200...2221
-    record = score_folder(tmp_path / "out", data, progress=False)
+    record = score_folder(tmp_path / "out", data, progress=False, lesion_wise=layout != "myops")
+    trained = json.loads((tmp_path / "out" / MANIFEST).read_text())["trained_on"]
+    assert sorted(record["cases"]) == sorted(set(c.case_id for c in cases) - set(trained))
+    assert bool(trained) == (layout in ("brats", "myops"))  # the converted layouts rename the cases
+    assert record["trained_on_left_out"] == sorted(trained)
     for scores in record["cases"].values():
-        assert all(s["dice"] == 1.0 and s["hd95"] == 0.0 for s in scores.values())
+        assert all((s["dice"], s["hd95"], s["hd95_pooled"]) == (1.0, 0.0, 0.0) for s in scores.values())
+    for scores in record.get("lesion_wise", {}).values():
+        assert all(
+            (s["dice"], s["hd95"], s["missed"], s["false_positives"]) == (1.0, 0.0, 0, 0) for s in scores.values()
+        )
 
 
 def test_a_t1ce_student_needs_only_t1ce_scans(brain, tmp_path):
     only = tmp_path / "t1ce-only"
     shutil.copytree(brain["brats"], only)
     for path in only.rglob("*.nii.gz"):
-        if not path.name.endswith("_t1ce.nii.gz"):
+        if not path.name.endswith(("_t1ce.nii.gz", "_seg.nii.gz", "_seg_clean.nii.gz")):
             path.unlink()
     written = predict_folder(brain["checkpoint"], only, tmp_path / "out", device="cpu", progress=False)
     assert len(written) == 3
+    assert json.loads((tmp_path / "out" / MANIFEST).read_text())["modalities_read"] == ["t1ce"]
+    assert score_folder(tmp_path / "out", only, progress=False)["cases"]  # scored without the other modalities
+
+
+def test_a_full_folder_is_predicted_as_evaluate_predicts_it(brain, predicted):
+    """Every modality read for the brain mask and the normalisation, as in training and evaluate."""
+    model, cfg, _ = load_model(brain["checkpoint"])
+    volume = load_case(find_cases(brain["brats"])[0])
+    expected = predict_volume(model, volume, cfg.input_modalities, **inference_window(cfg))
+    np.testing.assert_array_equal(read_prediction(predicted["brats"], volume), expected)
+    assert json.loads((predicted["brats"] / MANIFEST).read_text())["modalities_read"] == list(volume.modalities)
+
+
+def test_only_the_cases_asked_for(brain, tmp_path):
+    ids = [c.case_id for c in find_cases(brain["brats"])]
+    written = predict_folder(brain["checkpoint"], brain["brats"], tmp_path / "out", only=ids[1:2], progress=False)
+    assert [p.name for p in written] == [f"{ids[1]}.nii.gz"]
+    with pytest.raises(ValueError, match="a list of case identifiers"):
+        predict_folder(brain["checkpoint"], brain["brats"], tmp_path / "x", only=ids[0], progress=False)
+    with pytest.raises(DataError, match="has no case BraTS2021_99999"):
+        predict_folder(brain["checkpoint"], brain["brats"], tmp_path / "x", only=["BraTS2021_99999"], progress=False)
 
 
 def test_bad_requests_are_refused_before_anything_is_written(brain, tmp_path, capsys):
@@ -145,6 +178,14 @@ def test_bad_requests_are_refused_before_anything_is_written(brain, tmp_path, ca
     argv = ["predict", str(brain["checkpoint"]), "--data", str(brain["brats"]), "--out", str(tmp_path / "taken")]
     assert main(argv) == 2
     assert "already exists" in capsys.readouterr().err
+    # --overwrite replaces only a folder of segmentations: never the data, the run, or another folder
+    assert main([*argv, "--overwrite"]) == 2
+    assert "not a folder of segmentations written by predict" in capsys.readouterr().err
+    for out in (brain["brats"], brain["checkpoint"].parent, brain["checkpoint"].parent.parent):
+        argv[-1] = str(out)
+        assert main([*argv, "--overwrite"]) == 2
+        assert "write the segmentations to a folder of their own" in capsys.readouterr().err
+    assert brain["checkpoint"].is_file() and find_cases(brain["brats"])
 
 
 def test_evaluate_scores_a_folder_and_names_what_is_missing(brain, predicted, tmp_path, capsys):
@@ -153,9 +194,11 @@ def test_evaluate_scores_a_folder_and_names_what_is_missing(brain, predicted, tm
     assert main([*argv, "--out", str(metrics), "--quiet"]) == 0
     (record,) = json.loads(metrics.read_text())
     assert record["method"] == "baseline" and record["modality"] == "t1ce"
-    assert sorted(record["cases"]) == [c.case_id for c in find_cases(brain["brats"])]
+    held_out = set(c.case_id for c in find_cases(brain["brats"])) - set(record["trained_on_left_out"])
+    assert sorted(record["cases"]) == sorted(held_out) and len(held_out) == 1
+    assert "(2 case(s) the network trained on left out)" in capsys.readouterr().out
     gappy = tmp_path / "gappy"
     shutil.copytree(predicted["brats"], gappy)
-    (gappy / "BraTS2021_00001.nii.gz").unlink()
+    (gappy / f"{held_out.pop()}.nii.gz").unlink()
     assert main(["evaluate", "--predictions", str(gappy), "--data", str(brain["brats"]), "--out", str(metrics)]) == 2
-    assert "no segmentation for 1 of the 3 labelled cases" in capsys.readouterr().err
+    assert re.search(r"no segmentation for 1 of the \d labelled cases", capsys.readouterr().err)

@@ -129,7 +129,8 @@ class LabelConvention:
         for value, cls in self.values.items():
             inverse[cls] = value
         out = inverse[np.asarray(classes)]
-        return out.astype(np.uint8 if out.max(initial=0) < 256 else np.int16)
+        # one type per convention (not per array): a data set's files all share it
+        return out.astype(np.uint8 if max(self.values) < 256 else np.int16)
 
     def to_regions(self, classes: np.ndarray) -> np.ndarray:
         """Binary region masks from a class-index volume.

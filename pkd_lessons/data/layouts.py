@@ -293,7 +293,7 @@ def find_cases(
     Raises:
         DataError: ``root`` is missing or empty, holds a folder that cannot be read, holds no
             cases, mixes layouts, holds a case with a missing file, holds two cases with the
-            same identifier, or its layout has none of ``modalities`` (another anatomy).
+            same identifier, or its layout lacks one of ``modalities`` (another anatomy).
 
     Examples:
         A folder without any case is an error that says which layouts were looked for, rather than

@@ -93,8 +93,8 @@ def write_like(array: np.ndarray, reference: str | os.PathLike, path: str | os.P
 
     The reference's affine, qform and sform (with their codes), voxel size and units are kept, so a
     viewer lays the file exactly over the image; shape and data type become the array's, and the
-    intensity scaling is dropped (labels are stored as they are). A 4-D reference (a Decathlon image)
-    gives its spatial header to the 3-D array.
+    intensity scaling and display window are dropped (labels are stored as they are). A 4-D
+    reference (a Decathlon image) gives its spatial header to the 3-D array.
 
     Args:
         array: ``(X, Y, Z)`` label volume in the reference's voxel grid; its integer dtype is kept.
@@ -120,6 +120,8 @@ def write_like(array: np.ndarray, reference: str | os.PathLike, path: str | os.P
     header.set_data_dtype(array.dtype)
     header.set_slope_inter(1.0, 0.0)
     header.set_intent("label")
+    header["cal_min"], header["cal_max"] = 0, 0  # the image's display window is not the labels'
+    header["descrip"] = b"segmentation"
     img = nib.Nifti1Image(array, None, header=header)
     with atomic_file(path) as tmp:
         nib.save(img, str(tmp))

@@ -8,7 +8,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from pkd_lessons.data.labels import LabelConvention
-from pkd_lessons.data.layouts import Case
+from pkd_lessons.data.layouts import LAYOUTS, Case
 from pkd_lessons.data.nifti import read_nifti
 from pkd_lessons.data.normalize import zscore_percentile
 from pkd_lessons.errors import DataError
@@ -135,7 +135,7 @@ def load_case(case: Case, normalize: bool = True) -> CaseVolume:
             _check_geometry(str(ref_img.path), array.shape, affine, *ref)
         channels.append(array)
     image = np.stack(channels, dtype=np.float32)
-    brain = case.convention.name != "myops"
+    brain = LAYOUTS[case.layout].anatomy == "brain"
     # Brain data sets are skull-stripped: the brain is every voxel non-zero in some modality.
     # Cardiac images are not masked: the whole field of view is normalised.
     mask = (image != 0).any(0) if brain else np.ones(image.shape[1:], dtype=bool)

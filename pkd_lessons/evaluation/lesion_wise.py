@@ -4,7 +4,8 @@ The legacy metrics score a region as one mask, so a large lesion found well hide
 missed. BraTS 2023 scores each lesion of the truth and charges every false lesion:
 
 1. Each region's truth and prediction are split into lesions: 26-connected components.
-2. Truth lesions closer than the dilation (3 voxels, 18-connected, for gliomas) are one lesion.
+2. Truth lesions whose dilations (3 voxels, 18-connected, for gliomas) touch are one lesion: gaps of
+   up to 6 voxels close.
 3. A truth lesion is matched with every predicted component that touches the lesion dilated by the
    same amount; its Dice and HD95 are those of the lesion against the union of its matches (no match:
    Dice 0, HD95 374 mm).
@@ -18,8 +19,9 @@ This follows the BraTS 2023 metrics script (``BraTS-2023-Metrics``), rewritten h
 installed: it is a script, not a package, and the official evaluation package on the package index
 (``brats-evaluation``, on ``panoptica``) reports a different lesion-wise number (the mean over
 matched lesions only, with one-to-one matching and no dilation) and pins ``numpy<2.3``. Components
-come from SciPy; each lesion's HD95 is :func:`~pkd_lessons.evaluation.metrics.pooled_hd95` (the
-2023 script weights surface elements by their area, which can shift it slightly).
+come from SciPy; each lesion's HD95 is :func:`~pkd_lessons.evaluation.metrics.hd95`, the larger of
+the two directed 95th percentiles, as in the 2023 script (which weights surface elements by their
+area and takes the nearest rank instead of interpolating, so the two can differ slightly).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import numpy as np
 from scipy import ndimage
 
 from pkd_lessons.data.labels import LabelConvention
+from pkd_lessons.evaluation.metrics import hd95 as directed_hd95
 from pkd_lessons.evaluation.metrics import pooled_hd95
 
 #: HD95 charged for a missed or a false lesion (mm), as the BraTS 2023 script does.
@@ -48,6 +51,7 @@ def lesions(
     spacing: Sequence[float],
     dilation: int = DILATION,
     min_volume_mm3: float = MIN_VOLUME_MM3,
+    pooled: bool = False,
 ) -> dict:
     """Match one region's predicted and true lesions and score each (steps 1-5 of the module docstring).
 
@@ -55,8 +59,11 @@ def lesions(
         prediction: boolean mask of the region.
         truth: boolean mask, same shape.
         spacing: voxel size in mm.
-        dilation: voxels by which truth lesions are merged and matched (0: touching only).
+        dilation: voxels by which truth lesions are merged and matched (0: a predicted component must
+            overlap the lesion, and only touching lesions are one).
         min_volume_mm3: truth lesions of at most this volume are left out.
+        pooled: each lesion's HD95 by :func:`~pkd_lessons.evaluation.metrics.pooled_hd95`, the
+            official evaluation package's definition, instead of the 2023 script's.
 
     Returns:
         ``{"dice": [...], "hd95": [...], "false_positives": n, "missed": n, "left_out": n}``: the
@@ -89,7 +96,7 @@ def lesions(
             continue
         found_mask = np.isin(pred_cc, touching)
         dice.append(float(2 * (lesion & found_mask).sum() / (lesion.sum() + found_mask.sum())))
-        hd95.append(pooled_hd95(found_mask, lesion, spacing))
+        hd95.append((pooled_hd95 if pooled else directed_hd95)(found_mask, lesion, spacing))
     return {
         "dice": dice,
         "hd95": hd95,

@@ -18,19 +18,17 @@ whole slice's grid, so a prediction differs from that one where the windows' out
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 from monai.inferers import sliding_window_inference
-from monai.metrics import compute_hausdorff_distance
 from torch import nn
 from tqdm.auto import tqdm
 
 from pkd_lessons.data.labels import LabelConvention
 from pkd_lessons.data.volumes import CaseVolume
-from pkd_lessons.evaluation.metrics import pooled_hd95, region_dice
+from pkd_lessons.evaluation.metrics import hd95, pooled_hd95, region_dice
 from pkd_lessons.training.config import TrainConfig
 from pkd_lessons.training.precision import Precision
 
@@ -246,29 +244,14 @@ def score_case(
         hi = anything.max(0) + 3
         box = tuple(slice(a, b) for a, b in zip(lo, hi))
         prediction, truth = prediction[box], truth[box]
-    pred = torch.from_numpy(convention.to_regions(prediction))[None].float()
-    ref = torch.from_numpy(convention.to_regions(truth))[None].float()
+    pred, ref = convention.to_regions(prediction), convention.to_regions(truth)
     out = {}
     for r, name in enumerate(convention.region_names):
-        p_any, t_any = bool(pred[0, r].any()), bool(ref[0, r].any())
-        if p_any and t_any:
-            with warnings.catch_warnings():  # MONAI warns about one of its own deprecated arguments
-                warnings.simplefilter("ignore", FutureWarning)
-                hd = float(
-                    compute_hausdorff_distance(
-                        pred[:, r : r + 1],
-                        ref[:, r : r + 1],
-                        include_background=True,
-                        percentile=95,
-                        spacing=list(spacing),
-                    )[0, 0]
-                )
-        else:
-            hd = 0.0 if not (p_any or t_any) else worst
-        out[name] = {"dice": dice[name], "hd95": hd}
+        both = bool(pred[r].any()) and bool(ref[r].any())
+        empty = 0.0 if not (pred[r].any() or ref[r].any()) else worst
+        out[name] = {"dice": dice[name], "hd95": hd95(pred[r], ref[r], spacing) if both else empty}
         if pooled:
-            both = p_any and t_any
-            out[name]["hd95_pooled"] = pooled_hd95(pred[0, r].numpy(), ref[0, r].numpy(), spacing) if both else hd
+            out[name]["hd95_pooled"] = pooled_hd95(pred[r], ref[r], spacing) if both else empty
     return out
 
 

@@ -13,10 +13,12 @@ NIfTI label file per case, as the data set's challenge expects it:
 * **field of view** as the run trained: whole 2D slices, 2D windows slid over each slice, or a 3D
   sliding window (:func:`~pkd_lessons.evaluation.prediction.inference_window`).
 
-**Brain mask rule.** For brain data, a voxel that is zero in every input image the network reads is
-outside the skull-stripped brain and is written as background (``brain_mask=False`` keeps the raw
-prediction). A T1ce student reading a folder of T1ce scans alone therefore masks with T1ce's
-non-zero voxels. Cardiac images are not masked.
+**Brain mask rule.** For brain data, a voxel that is zero in every image of the case is outside the
+skull-stripped brain and is written as background (``brain_mask=False`` keeps the raw prediction),
+as in training and ``evaluate``. Where the folder holds every modality, they are all read for the
+mask and the intensity normalisation, as in training; a folder of the network's modalities alone (a
+T1ce student's T1ce scans) gives the mask and the normalisation of those alone, so its segmentations
+can differ slightly. Cardiac images are not masked.
 
 The output folder appears complete or not at all, with ``predictions.json`` beside the files: the
 checkpoint, its method and modalities, the label values written and the code's provenance.
@@ -25,6 +27,7 @@ checkpoint, its method and modalities, the label values written and the code's p
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Collection, Sequence
@@ -56,10 +59,27 @@ def _chosen(cases: list[Case], only: Collection[str] | None, data: Path) -> list
     """The cases named in ``only`` (all for None); a name the folder lacks is an error."""
     if only is None:
         return cases
+    if isinstance(only, str) or not only:
+        raise ValueError(f"only: give a list of case identifiers, not {only!r}")
     unknown = sorted(set(only) - {c.case_id for c in cases})
     if unknown:
         raise DataError(f"{data}: has no case {', '.join(unknown[:3])}")
     return [c for c in cases if c.case_id in set(only)]
+
+
+def _check_out(out: Path, data: Path, checkpoint: Path, overwrite: bool) -> None:
+    """Refuse an output folder that holds the data or the checkpoint, or one that is not replaceable."""
+    for what, path in (("data folder", data), ("checkpoint", checkpoint)):
+        if out.resolve() == path.resolve() or out.resolve() in path.resolve().parents:
+            raise ValueError(f"{out}: holds the {what} {path}; write the segmentations to a folder of their own")
+    if out.exists() or out.is_symlink():
+        if not overwrite:
+            raise FileExistsError(f"{out} already exists; choose another folder or allow overwriting (--overwrite)")
+        if not (out / MANIFEST).is_file():
+            raise FileExistsError(
+                f"{out}: not a folder of segmentations written by predict (no {MANIFEST}), so it is not "
+                "replaced; choose another folder"
+            )
 
 
 def predict_folder(
@@ -81,7 +101,7 @@ def predict_folder(
         out: the folder to write; it must not exist unless ``overwrite``.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
         brain_mask: write background outside the brain (the module's brain mask rule).
-        overwrite: replace ``out`` if this package wrote it.
+        overwrite: replace ``out`` if it is a folder of segmentations this function wrote.
         progress: progress bar.
         only: these case identifiers alone (e.g. a split's held-out cases); None: every case.
 
@@ -91,15 +111,16 @@ def predict_folder(
     Raises:
         DataError: the checkpoint or a case cannot be read, a case lacks a modality the network
             reads, or the folder holds the other anatomy.
-        FileExistsError: ``out`` exists and ``overwrite`` is False.
+        FileExistsError: ``out`` exists and ``overwrite`` is False, or it is not a folder of
+            segmentations.
+        ValueError: ``out`` is, or holds, the data folder or the checkpoint.
     """
     from pkd_lessons.lessons.provenance import provenance
     from pkd_lessons.training.device import pick_device
     from pkd_lessons.training.trainer import load_model
 
     checkpoint, data, out = Path(checkpoint), Path(data), Path(out)
-    if out.exists() and not overwrite:  # before any work, not after it
-        raise FileExistsError(f"{out} already exists; choose another folder or allow overwriting (--overwrite)")
+    _check_out(out, data, checkpoint, overwrite)  # before any work, not after it
     torch_device = pick_device(device)
     model, cfg, state = load_model(checkpoint, torch_device)
     modalities = tuple(cfg.input_modalities)
@@ -115,6 +136,10 @@ def predict_folder(
         raise DataError(f"{err} (the network, {checkpoint}, reads {', '.join(modalities)})") from err
     _check_anatomy(checkpoint, cfg.modalities, data, cases)
     layout = LAYOUTS[cases[0].layout]
+    # every modality where the folder has them: the brain mask and normalisation of training; else the
+    # network's modalities alone (a student's folder)
+    with contextlib.suppress(DataError):
+        cases = find_cases(data, require_labels=False)
     cases = _chosen(cases, only, data)
     trained = sorted(set(state.get("cases", [])) & {c.case_id for c in cases})
     written = []
@@ -131,6 +156,7 @@ def predict_folder(
             "checkpoint": str(checkpoint),
             "method": cfg.method,
             "modalities": list(modalities),
+            "modalities_read": list(cases[0].modalities),
             "layout": layout.name,
             "label_values": sorted(layout.convention.values),
             "brain_mask": brain_mask and layout.anatomy == "brain",
@@ -186,11 +212,12 @@ def score_folder(
 ) -> dict:
     """Score a folder of segmentation files against a data folder's labels.
 
-    The files are found by the layout's prediction names; each must lie on its case's grid (shape and
-    affine) and hold only the data set's label values. Cases with a clean truth (the phantoms) are
-    scored against it, the others against their label file, with :func:`score_case` (MONAI's Dice and
-    HD95, the BraTS empty-region conventions), and with HD95 as the official BraTS evaluation computes
-    it (``hd95_pooled``).
+    The files are found by the layout's prediction names; each must lie on its case's grid (shape
+    and affine) and hold only the data set's label values. Cases the network trained on (listed in
+    ``predictions.json``) are left out, as ``evaluate`` leaves them out of a checkpoint's scores.
+    Cases with a clean truth (the phantoms) are scored against it, the others against their label
+    file, with :func:`score_case` (MONAI's Dice and HD95, the BraTS empty-region conventions), and
+    with HD95 as the official BraTS evaluation computes it (``hd95_pooled``).
 
     Args:
         predictions: the folder (from :func:`predict_folder`, or any tool's output named the same way).
@@ -208,15 +235,23 @@ def score_folder(
 
     Raises:
         DataError: a labelled case has no segmentation file, a file is off its case's grid or holds
-            values of another convention, or no case of the data folder has labels.
+            values of another convention, no case of the data folder has labels, or the network
+            trained on all of them.
     """
     predictions, data = Path(predictions), Path(data)
     if not predictions.is_dir():
         raise DataError(f"{predictions}: predictions folder not found")
-    cases = _chosen(find_cases(data, require_labels=False), only, data)
+    manifest_path = predictions / MANIFEST
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    # the modalities the segmentations were made from are enough (a student's folder)
+    cases = _chosen(find_cases(data, require_labels=False, modalities=manifest.get("modalities")), only, data)
     cases = [c for c in cases if c.label is not None or c.truth is not None]
     if not cases:
         raise DataError(f"{data}: no case has a label file to score against")
+    trained = sorted(set(manifest.get("trained_on", [])) & {c.case_id for c in cases})
+    cases = [c for c in cases if c.case_id not in trained]
+    if not cases:
+        raise DataError(f"{predictions}: the network trained on every labelled case of {data}; nothing to score")
     layout = LAYOUTS[cases[0].layout]
     if lesion_wise and layout.anatomy != "brain":
         raise DataError(f"{data}: lesion-wise scores are BraTS's, for brain tumours; it holds {layout.anatomy} cases")
@@ -227,8 +262,6 @@ def score_folder(
             f"{predictions}: no segmentation for {len(missing)} of the {len(cases)} labelled cases of {data} "
             f"(expected e.g. {missing[0]}, named as the {layout.name} challenge names them)"
         )
-    manifest_path = predictions / MANIFEST
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     scores, lesions = {}, {}
     for case in tqdm(cases, desc="score", unit="case", disable=not progress):
         volume = load_case(case, normalize=False)
@@ -244,6 +277,7 @@ def score_folder(
         "seed": None,
         "modality": "+".join(manifest.get("modalities", [])) or None,
         "predictions": str(predictions),
+        "trained_on_left_out": trained,
         "cases": scores,
     }
     if lesion_wise:

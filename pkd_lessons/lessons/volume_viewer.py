@@ -15,7 +15,7 @@ current overlay, shown where widgets do not run (GitHub, nbviewer, a notebook ex
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
@@ -72,6 +72,40 @@ def nifti_bytes(array: np.ndarray, affine: np.ndarray) -> bytes:
     image = nib.Nifti1Image(np.asarray(array), np.asarray(affine, dtype=np.float64))
     image.header.set_xyzt_units("mm")
     return image.to_bytes()
+
+
+def crosshair_fraction(voxel: Sequence[int], shape: Sequence[int], affine: np.ndarray) -> list[float]:
+    """Where NiiVue's cross-hair goes for a voxel: its fractional position in the volume turned to RAS.
+
+    NiiVue shows every volume reoriented to RAS (right, anterior, superior) and places its cross-hair
+    by fractions of that reoriented volume, so a voxel's fractions are permuted and flipped as the
+    affine orients the file's axes. BraTS files are stored with the first two axes flipped, the
+    phantoms without.
+
+    Args:
+        voxel: the voxel's indices in the file's axis order.
+        shape: the volume's spatial shape.
+        affine: its voxel-to-world matrix.
+
+    Returns:
+        ``[x, y, z]`` fractions in RAS order, each in (0, 1).
+
+    Example:
+        The voxel (10, 20, 30) of a 100-voxel cube, in an RAS file and in one whose first two axes run
+        left and posterior (as BraTS files do):
+
+        >>> crosshair_fraction((10, 20, 30), (100, 100, 100), np.eye(4))
+        [0.105, 0.205, 0.305]
+        >>> crosshair_fraction((10, 20, 30), (100, 100, 100), np.diag([-1.0, -1.0, 1.0, 1.0]))
+        [0.895, 0.795, 0.305]
+    """
+    import nibabel as nib
+
+    fractions = [0.5, 0.5, 0.5]
+    for axis, (target, flip) in enumerate(nib.orientations.io_orientation(np.asarray(affine))):
+        fraction = (voxel[axis] + 0.5) / shape[axis]
+        fractions[int(target)] = round(fraction if flip > 0 else 1.0 - fraction, 6)
+    return fractions
 
 
 def tumour_centre(volume: CaseVolume) -> tuple[int, int, int]:
@@ -211,7 +245,7 @@ class VolumeViewer(StaticPicture, widgets.VBox):
             crosshair_color=(1.0, 1.0, 1.0, 0.6),
         )
         self.view.load_volumes([self._image_volume(nv), *self.layers.values()])
-        self.view.scene.crosshair_pos = [(c + 0.5) / n for c, n in zip(self.centre, volume.shape)]
+        self.view.scene.crosshair_pos = crosshair_fraction(self.centre, volume.shape, volume.affine)
         self.overlay = widgets.Dropdown(options=[*names, "none"], value=names[0] if names else "none")
         self.overlay.description = "overlay"
         self.alpha = widgets.FloatSlider(value=alpha, min=0.0, max=1.0, step=0.05, description="opacity")
