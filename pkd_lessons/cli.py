@@ -560,9 +560,8 @@ def _evaluate(args) -> int:
 
 
 def _score_predictions(args) -> int:
-    import numpy as np
-
     from pkd_lessons.atomic import write_text_or_rescue
+    from pkd_lessons.evaluation.lesion_wise import lesion_wise_summary
     from pkd_lessons.evaluation.prediction import mean_dice
     from pkd_lessons.evaluation.segmentation_files import score_folder
 
@@ -572,12 +571,8 @@ def _score_predictions(args) -> int:
     note = f" ({len(left_out)} case(s) the network trained on left out)" if left_out else ""
     print(f"{args.predictions}: {len(record['cases'])} case(s){note}, mean Dice {scores}")
     if args.lesion_wise:
-        lesions = record["lesion_wise"].values()
-        regions = next(iter(lesions)).keys()
-        means = ", ".join(
-            f"{r} {np.mean([c[r]['dice'] for c in lesions]):.3f} / {np.mean([c[r]['hd95'] for c in lesions]):.1f} mm"
-            for r in regions
-        )
+        rows = lesion_wise_summary({"": record})
+        means = ", ".join(f"{r['region']} {r['lesion_dice']:.3f} / {r['lesion_hd95']:.1f} mm" for r in rows)
         print(f"lesion-wise mean Dice / HD95: {means}")
     write_text_or_rescue(args.out, json.dumps([record], indent=1), "metrics")
     print(f"metrics: {args.out}")

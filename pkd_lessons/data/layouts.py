@@ -188,6 +188,7 @@ def _find_brats2023(files: list[Path], require_labels: bool, modalities: Sequenc
 def _find_msd(files: list[Path], require_labels: bool, modalities: Sequence[str] | None) -> list[Case]:
     cases = []
     folders = ("imagesTr",) if require_labels else ("imagesTr", "imagesTs")  # the test set has no labels
+    wanted = _wanted(BRAIN_MODALITIES, modalities)
     for path in files:
         if path.parent.name not in folders:
             continue
@@ -197,7 +198,7 @@ def _find_msd(files: list[Path], require_labels: bool, modalities: Sequence[str]
         images = {
             mod: ImageRef(path, channel, len(BRAIN_MODALITIES))
             for channel, mod in enumerate(BRAIN_MODALITIES)
-            if mod in _wanted(BRAIN_MODALITIES, modalities)
+            if mod in wanted
         }
         cases.append(Case(cid, "msd", images, label, None))
     return cases

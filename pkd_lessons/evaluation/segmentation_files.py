@@ -27,7 +27,6 @@ checkpoint, its method and modalities, the label values written and the code's p
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from collections.abc import Collection, Sequence
@@ -41,6 +40,7 @@ from pkd_lessons.data.layouts import LAYOUTS, Case, anatomy, find_cases
 from pkd_lessons.data.nifti import read_nifti, write_like
 from pkd_lessons.data.volumes import CaseVolume, load_case
 from pkd_lessons.errors import DataError
+from pkd_lessons.evaluation.lesion_wise import lesion_wise_scores
 from pkd_lessons.evaluation.prediction import inference_window, predict_volume, score_case
 
 MANIFEST = "predictions.json"
@@ -124,22 +124,15 @@ def predict_folder(
     torch_device = pick_device(device)
     model, cfg, state = load_model(checkpoint, torch_device)
     modalities = tuple(cfg.input_modalities)
-    try:
-        cases = find_cases(data, require_labels=False, modalities=modalities)
-    except DataError as err:
-        try:  # a folder of the other anatomy says so first
-            whole = find_cases(data, require_labels=False)
-        except DataError:
-            whole = None
-        if whole:
-            _check_anatomy(checkpoint, cfg.modalities, data, whole)
-        raise DataError(f"{err} (the network, {checkpoint}, reads {', '.join(modalities)})") from err
+    try:  # every modality where the folder has them: the brain mask and normalisation of training
+        cases = find_cases(data, require_labels=False)
+    except DataError:
+        try:  # else the network's modalities alone (a student's folder)
+            cases = find_cases(data, require_labels=False, modalities=modalities)
+        except DataError as err:
+            raise DataError(f"{err} (the network, {checkpoint}, reads {', '.join(modalities)})") from err
     _check_anatomy(checkpoint, cfg.modalities, data, cases)
     layout = LAYOUTS[cases[0].layout]
-    # every modality where the folder has them: the brain mask and normalisation of training; else the
-    # network's modalities alone (a student's folder)
-    with contextlib.suppress(DataError):
-        cases = find_cases(data, require_labels=False)
     cases = _chosen(cases, only, data)
     trained = sorted(set(state.get("cases", [])) & {c.case_id for c in cases})
     written = []
@@ -263,13 +256,11 @@ def score_folder(
             f"(expected e.g. {missing[0]}, named as the {layout.name} challenge names them)"
         )
     scores, lesions = {}, {}
-    for case in tqdm(cases, desc="score", unit="case", disable=not progress):
+    for case, name in tqdm(zip(cases, names), total=len(cases), desc="score", unit="case", disable=not progress):
         volume = load_case(case, normalize=False)
-        classes = _read_classes(predictions / layout.prediction_name(case.case_id), volume)
+        classes = _read_classes(predictions / name, volume)
         scores[case.case_id] = score_case(classes, volume.truth, layout.convention, volume.spacing, pooled=True)
         if lesion_wise:
-            from pkd_lessons.evaluation.lesion_wise import lesion_wise_scores
-
             lesions[case.case_id] = lesion_wise_scores(classes, volume.truth, layout.convention, volume.spacing)
     record = {
         "run": predictions.name,

@@ -126,6 +126,24 @@ def overlay_classes(
     return source[overlay][where], class_colours(volume.convention.num_classes)
 
 
+def windowed(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Grey levels of an image as the viewers show it: its 1st to 99th percentile inside the mask mapped
+    to 0-255, black outside the mask (as on the scanner).
+
+    Args:
+        image: intensities (a slice or a volume).
+        mask: foreground voxels, same shape.
+
+    Returns:
+        Float grey levels in [0, 255], same shape.
+    """
+    inside = image[mask]
+    lo, hi = np.percentile(inside, [1, 99]) if inside.size else (0.0, 1.0)
+    gray = np.clip((image - lo) / max(hi - lo, 1e-6), 0, 1) * 255
+    gray[~mask] = 0
+    return gray
+
+
 def render_slice(
     volume: CaseVolume,
     index: int,
@@ -167,11 +185,7 @@ def render_slice(
         raise ValueError(f"slice {index} outside 0..{volume.shape[axis] - 1}")
     where = (slice(None),) * axis + (index,)
     base = volume.channel(modality)[where]
-    mask = volume.mask[where]
-    inside = base[mask]
-    lo, hi = np.percentile(inside, [1, 99]) if inside.size else (0.0, 1.0)
-    gray = np.clip((base - lo) / max(hi - lo, 1e-6), 0, 1) * 255
-    gray[~mask] = 0  # outside the brain: black, as on the scanner
+    gray = windowed(base, volume.mask[where])
     rgb = np.repeat(gray[..., None], 3, axis=2).astype(np.float32)
     shown = overlay_classes(volume, ERRORS if difference else overlay, predictions, where)
     if shown is not None:

@@ -30,6 +30,7 @@ from pkd_lessons.lessons.viewer import (
     class_colours,
     overlay_classes,
     render_slice,
+    windowed,
 )
 
 if TYPE_CHECKING:
@@ -258,11 +259,7 @@ class VolumeViewer(StaticPicture, widgets.VBox):
     def _image_volume(self, nv):
         """The modality's image as the slice viewer shows it: 1st to 99th percentile in the mask mapped to 0-255
         (8 bits a voxel travel to the browser, not 32), black outside the mask."""
-        image = self.volume.channel(self.modality)
-        inside = image[self.volume.mask]
-        lo, hi = np.percentile(inside, [1, 99]) if inside.size else (0.0, 1.0)
-        gray = np.clip((image - lo) / max(hi - lo, 1e-6), 0, 1) * 255
-        gray[~self.volume.mask] = 0
+        gray = windowed(self.volume.channel(self.modality), self.volume.mask)
         return nv.Volume(
             data=nifti_bytes(np.round(gray).astype(np.uint8), self.volume.affine),
             name=f"{self.volume.case_id}_{self.modality}.nii",
